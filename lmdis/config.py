@@ -1,0 +1,194 @@
+"""Typed configuration and named presets (Table 7 and the CPU presets).
+
+A :class:`Config` is a plain dataclass tree: ``asdict(config)`` goes into every
+checkpoint and :meth:`Config.from_dict` rebuilds it. Presets are instances,
+made by :func:`preset`; the paper's per-dataset hyper-parameters (Table 7)
+are one table below, the CPU presets are documented where they are defined.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+
+from lmdis.model import ModelConfig
+from lmdis.networks import HourglassConfig
+from lmdis.tps import TransformConfig
+
+
+@dataclass
+class LossConfig:
+    """Weights of Eq. (15) and the forms of Eq. (5), (17); normalised coordinates."""
+
+    lambda_recon: float = 0.01          # initial value, raised x10 at each recon_increase_steps
+    recon_increase_steps: tuple[int, ...] = (100_000, 200_000)
+    lambda_conc: float = 100.0
+    lambda_sep: float = 16.0
+    sigma_sep: float = 0.06
+    lambda_eqv: float = 1e4
+    sigma_color: float = 0.05
+    concentration_form: str = "paper"
+    reconstruction_form: str = "paper"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and data (Appendix G.3)."""
+
+    dataset: str = "folder"             # see lmdis.data.open_dataset
+    steps: int = 300_000
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    lr_decay_steps: tuple[int, ...] = (100_000, 200_000)  # x0.1 at each
+    weight_decay: float = 1e-6          # on convolution/linear weights only
+    landmark_tps_ratio: float = 0.3     # grid:landmark = 7:3 (Appendix F.3)
+    landmark_tps_warmup: int = 5_000    # grid control points only before this step
+    brightness_jitter: float = 0.1      # additive, uniform in +-value (colour images)
+    contrast_jitter: float = 0.1        # multiplicative about the mean, 1 +- value
+    bn_recompute_images: int = 500 * 16  # images for the batch-norm statistics (G.3)
+    log_every: int = 50
+    checkpoint_every: int = 500
+    seed: int = 0
+    num_workers: int = 0
+    amp: bool = False
+    channels_last: bool = False
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    transform: TransformConfig = field(default_factory=TransformConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = "custom"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Config":
+        """Rebuild from :meth:`to_dict`; unknown keys are an error naming them."""
+        parts = {"model": ModelConfig, "loss": LossConfig, "transform": TransformConfig, "train": TrainConfig}
+        kwargs = {}
+        for key, value in values.items():
+            if key == "name":
+                kwargs["name"] = value
+            elif key in parts:
+                known = {f.name for f in fields(parts[key])}
+                unknown = set(value) - known
+                if unknown:
+                    raise ValueError(f"unknown {key} settings {sorted(unknown)}; known: {sorted(known)}")
+                kwargs[key] = parts[key](**value)
+            else:
+                raise ValueError(f"unknown config section {key!r}; expected name, model, loss, transform, train")
+        config = cls(**kwargs)
+        for section in ("loss", "train"):
+            part = getattr(config, section)
+            for name in ("recon_increase_steps", "lr_decay_steps"):
+                if hasattr(part, name):
+                    setattr(part, name, tuple(getattr(part, name)))
+        return config
+
+
+# Table 7: (K, 1st/2nd LR decay, initial lambda_recon, 1st/2nd increase,
+# lambda_conc, sigma_sep, lambda_sep, lambda_eqv, C). The shoes row prints
+# "100K, 20K" for the LR decays, read as 100K/200K.
+_TABLE_7 = {
+    "celeba-10": (10, (100_000, 200_000), 0.01, (100_000, 200_000), 100, 0.06, 16, 1e4, 8),
+    "celeba-30": (30, (100_000, 200_000), 0.1, (100_000, 200_000), 100, 0.04, 10, 1e4, 8),
+    "aflw-10": (10, (100_000, 200_000), 0.1, (100_000, 200_000), 100, 0.06, 16, 1e4, 8),
+    "aflw-30": (30, (100_000, 200_000), 0.0001, (100_000, 200_000), 100, 0.04, 10, 1e4, 8),
+    "cat-10": (10, (100_000, 200_000), 0.0001, (100_000, 200_000), 100, 0.08, 20, 1e4, 8),
+    "cat-20": (20, (100_000, 200_000), 0.0001, (100_000, 200_000), 100, 0.05, 10, 1e4, 8),
+    "car-10": (10, (40_000, 80_000), 0.001, (40_000, 50_000), 100, 0.08, 200, 1e4, 8),
+    "car-24": (24, (40_000, 80_000), 0.001, (40_000, 50_000), 100, 0.05, 200, 1e4, 8),
+    "animal-10": (10, (20_000, 50_000), 0.001, (40_000, 50_000), 100, 0.08, 20, 1e4, 2),
+    "shoes-8": (8, (100_000, 200_000), 0.01, (100_000, 200_000), 100, 0.05, 20, 1e4, 8),
+    "human-16": (16, (100_000, 200_000), 0.1, (100_000, 200_000), 100, 0.06, 20, 1e4, 8),
+}
+
+# Table 6 sizes (image, padded) and the dataset each preset reads.
+_SIZES = {
+    "celeba": (80, 96, "celeba"), "aflw": (80, 96, "aflw"), "cat": (80, 96, "cat"),
+    "shoes": (80, 96, "shoes"), "car": (64, 96, "car"), "animal": (64, 80, "animal"),
+    "human": (128, 192, "human"),
+}
+
+
+def _paper_preset(name: str) -> Config:
+    k, lr_decays, recon, increases, conc, sigma_sep, sep, eqv, dim = _TABLE_7[name]
+    family = name.split("-")[0]
+    image_size, padded_size, dataset = _SIZES[family]
+    decoder_widths = [64, 128, 256, 512, 512] if image_size % 16 == 0 else [64, 128, 256, 512]
+    model = ModelConfig(num_landmarks=k, image_size=image_size, padded_size=padded_size, descriptor_dim=dim,
+                        decoder=HourglassConfig(decoder_widths, skip_depth=2))
+    loss = LossConfig(lambda_recon=recon, recon_increase_steps=increases, lambda_conc=conc,
+                      sigma_sep=sigma_sep, lambda_sep=sep, lambda_eqv=eqv)
+    train = TrainConfig(dataset=dataset, steps=max(lr_decays) + 100_000, lr_decay_steps=lr_decays,
+                        batch_size=8 if image_size == 128 else 16)
+    return Config(model=model, loss=loss, train=train, name=name)
+
+
+def _mnist_preset() -> Config:
+    """Appendix B: 7 landmarks, no descriptors, 28x28 padded to 56 (Table 6).
+
+    MNIST has no Table 7 row; the weights are the CelebA-10 ones with a
+    stronger reconstruction term, since reconstruction is all that places
+    landmarks on the strokes here.
+    """
+    model = ModelConfig(num_landmarks=7, channels=1, image_size=28, padded_size=56,
+                        detector=HourglassConfig([32, 64, 64], skip_depth=3),
+                        decoder=HourglassConfig([32, 64, 128], skip_depth=2),
+                        use_descriptors=False)
+    loss = LossConfig(lambda_recon=0.01, recon_increase_steps=(20_000, 40_000), sigma_sep=0.08, lambda_sep=20)
+    train = TrainConfig(dataset="mnist", steps=60_000, lr_decay_steps=(20_000, 40_000), batch_size=32,
+                        brightness_jitter=0.0, contrast_jitter=0.0)
+    return Config(model=model, loss=loss, train=train, name="mnist")
+
+
+def _cpu_presets() -> dict[str, Config]:
+    """Small models that discover landmarks on a 2-core CPU in minutes.
+
+    How they were chosen is recorded in benchmarks/PRESETS.md (measured
+    runs, not guesses).
+    """
+    mnist = _mnist_preset()
+    mnist.name = "mnist-cpu"
+    mnist.model.detector = HourglassConfig([16, 32, 32], skip_depth=2)
+    mnist.model.decoder = HourglassConfig([16, 32, 32], skip_depth=1)
+    mnist.model.sigma_dec = (0.125, 0.25)
+    mnist.train = TrainConfig(dataset="mnist-embedded", steps=600, batch_size=16, learning_rate=2e-3,
+                              lr_decay_steps=(450,), landmark_tps_warmup=200, brightness_jitter=0.0,
+                              contrast_jitter=0.0, bn_recompute_images=1024, log_every=25, checkpoint_every=100)
+    mnist.loss.lambda_recon = 0.01
+    mnist.loss.recon_increase_steps = (200,)
+
+    mtfl = _paper_preset("celeba-10")
+    mtfl.name = "mtfl-cpu"
+    mtfl.model = ModelConfig(num_landmarks=10, image_size=40, padded_size=48,
+                             detector=HourglassConfig([32, 48, 48, 48], skip_depth=1),
+                             descriptor=HourglassConfig([16, 32, 32, 32], skip_depth=1),
+                             decoder=HourglassConfig([32, 48, 64, 64], skip_depth=1),
+                             feature_channels=32, decoder_feature_channels=32,
+                             sigma_dec=(0.125, 0.25))
+    mtfl.train = TrainConfig(dataset="mtfl", steps=6_000, batch_size=16, learning_rate=2e-3,
+                             lr_decay_steps=(4_500,), landmark_tps_warmup=1_000,
+                             bn_recompute_images=2048, log_every=50, checkpoint_every=250)
+    mtfl.loss.lambda_recon = 0.01
+    mtfl.loss.recon_increase_steps = (2_000,)
+    return {"mnist-cpu": mnist, "mtfl-cpu": mtfl}
+
+
+def preset_names() -> list[str]:
+    return sorted([*_TABLE_7, "mnist", "mnist-cpu", "mtfl-cpu"])
+
+
+def preset(name: str) -> Config:
+    """A fresh :class:`Config` for a named preset; unknown names list the known ones."""
+    if name in _TABLE_7:
+        return _paper_preset(name)
+    if name == "mnist":
+        return _mnist_preset()
+    cpu = _cpu_presets()
+    if name in cpu:
+        return copy.deepcopy(cpu[name])
+    raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())}")

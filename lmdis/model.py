@@ -1,0 +1,212 @@
+"""The landmark autoencoder of Sec. 3.1-3.4 (Figure 1): detector, descriptors, decoder.
+
+Thin modules over the pure functions of :mod:`lmdis.geometry`: each holds its
+parameters and calls them. Images enter in [0, 1] at ``image_size``; the
+detector and the descriptor network run on the edge-padded ``padded_size``
+frame (Table 6); landmarks are returned in the unpadded image's frame, in the
+package convention (normalised ``(x, y)``, see :mod:`lmdis.geometry`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from lmdis.geometry import (
+    confidence_maps,
+    decoder_heatmaps,
+    gaussian_approximation,
+    image_to_padded_frame,
+    landmark_moments,
+    pad_with_edges,
+    padded_to_image_frame,
+)
+from lmdis.networks import Hourglass, HourglassConfig
+
+
+@dataclass
+class ModelConfig:
+    """Architecture (Sec. 3, Appendix G.2). Defaults: the paper's 80x80 K=10 model."""
+
+    num_landmarks: int = 10
+    channels: int = 3
+    image_size: int = 80
+    padded_size: int = 96
+    detector: HourglassConfig = field(default_factory=lambda: HourglassConfig([32, 64, 64, 64], skip_depth=3))
+    descriptor: HourglassConfig = field(default_factory=lambda: HourglassConfig([32, 64, 128, 256], skip_depth=3))
+    decoder: HourglassConfig = field(default_factory=lambda: HourglassConfig([64, 128, 256, 512, 512], skip_depth=2))
+    feature_channels: int = 64        # S of Eq. (9)
+    descriptor_dim: int = 8           # C of Eq. (10), Table 7
+    decoder_feature_channels: int = 64  # channels of F-tilde, Eq. (13)
+    sigma_dec: tuple[float, ...] = (0.125, 0.177, 0.25, 0.354, 0.5)
+    use_descriptors: bool = True      # False: the MNIST variant of Appendix B
+    pooling: str = "gaussian"         # Eq. (10) mask: "gaussian" (paper) or "softmax" (authors' code)
+
+    def __post_init__(self):
+        for name in ("detector", "descriptor", "decoder"):
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                setattr(self, name, HourglassConfig(**value))
+        self.sigma_dec = tuple(self.sigma_dec)
+        if self.pooling not in ("gaussian", "softmax"):
+            raise ValueError(f"pooling must be 'gaussian' or 'softmax', got {self.pooling!r}")
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+
+
+@dataclass
+class Detection:
+    """What the detector finds in a batch of images.
+
+    maps: D, (B, K+1, P, P) on the padded frame (last channel = background).
+    landmarks: (B, K, 2) normalised (x, y) in the padded frame.
+    variances: (B, K, 2) per-axis variances in the padded frame's units.
+    """
+
+    maps: torch.Tensor
+    landmarks: torch.Tensor
+    variances: torch.Tensor
+
+
+class LandmarkDetector(nn.Module):
+    """hourglass_l, Eq. (1)-(4): padded images (B, C, P, P) -> :class:`Detection`."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.network = Hourglass(config.channels, config.num_landmarks + 1, config.detector, output_norm=True)
+
+    def forward(self, padded_images: torch.Tensor) -> Detection:
+        raw_scores = self.network(padded_images)                       # (B, K+1, P, P), Eq. (1)
+        maps = confidence_maps(raw_scores.float())                     # Eq. (2)
+        landmarks, variances = landmark_moments(maps[:, :-1])          # Eq. (3)
+        return Detection(maps, landmarks, variances)
+
+
+def pooling_masks(detection: Detection, mode: str = "gaussian") -> torch.Tensor:
+    """Soft masks for Eq. (10): (B, K+1, P, P), each summing to about one.
+
+    ``gaussian``: D-bar_k of Eq. (6) for the landmarks and the exact
+    normalised background D_{K+1} / zeta_{K+1}. ``softmax``: D_k / zeta_k for
+    every channel (the authors' code).
+    """
+    maps = detection.maps
+    normalised = maps / maps.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+    if mode == "softmax":
+        return normalised
+    height, width = maps.shape[-2:]
+    gaussians = gaussian_approximation(detection.landmarks, detection.variances, height, width)
+    return torch.cat([gaussians, normalised[:, -1:]], dim=1)
+
+
+class DescriptorExtractor(nn.Module):
+    """hourglass_f and Eq. (9)-(10): per-landmark descriptors f, (B, K+1, C)."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.pooling = config.pooling
+        self.network = Hourglass(config.channels, config.feature_channels, config.descriptor)
+        count = config.num_landmarks + 1
+        # Untied per-landmark linear maps W_k: S -> C (Eq. 10), one shared bias.
+        self.projection = nn.Parameter(
+            torch.randn(count, config.descriptor_dim, config.feature_channels) / config.feature_channels**0.5
+        )
+        self.bias = nn.Parameter(torch.zeros(config.descriptor_dim))
+
+    def forward(self, padded_images: torch.Tensor, detection: Detection) -> torch.Tensor:
+        features = self.network(padded_images).float()                         # F, (B, S, P, P)
+        masks = pooling_masks(detection, self.pooling)                         # (B, K+1, P, P)
+        pooled = torch.einsum("bkhw,bshw->bks", masks, features)               # (B, K+1, S)
+        return torch.einsum("kcs,bks->bkc", self.projection, pooled) + self.bias  # (B, K+1, C)
+
+
+class LandmarkDecoder(nn.Module):
+    """Eq. (11)-(14): landmarks (+ descriptors) -> reconstructed image in (0, 1).
+
+    For every sigma_dec the reconstructed map D-tilde (Eq. 11-12) and, with
+    descriptors, the soft-unpooled features F-tilde (Eq. 13) are concatenated
+    and decoded by hourglass_d with a sigmoid output (Eq. 14). Without
+    descriptors (Appendix B) the decoder sees the maps only.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        count = config.num_landmarks + 1
+        per_sigma = count
+        if config.use_descriptors:
+            per_sigma += config.decoder_feature_channels
+            # Untied per-landmark maps W-tilde_k: C -> S' (Eq. 13), one shared bias.
+            self.unprojection = nn.Parameter(
+                torch.randn(count, config.decoder_feature_channels, config.descriptor_dim) / config.descriptor_dim**0.5
+            )
+            self.bias = nn.Parameter(torch.zeros(config.decoder_feature_channels))
+        self.network = Hourglass(per_sigma * len(config.sigma_dec), config.channels, config.decoder)
+
+    def decoder_input(self, landmarks: torch.Tensor, descriptors: torch.Tensor | None) -> torch.Tensor:
+        """The concatenation [D~^1, F~^1, ..., D~^M, F~^M] of Eq. (14): (B, M * (K+1 [+ S']), S, S)."""
+        size = self.config.image_size
+        if self.config.use_descriptors:
+            if descriptors is None:
+                raise ValueError("this decoder uses landmark descriptors; pass them (or build with use_descriptors=False)")
+            codes = F.leaky_relu(
+                torch.einsum("ksc,bkc->bks", self.unprojection, descriptors) + self.bias, 0.2
+            )                                                                   # tau(W~_k f_k), (B, K+1, S')
+        parts = []
+        for sigma in self.config.sigma_dec:
+            maps = decoder_heatmaps(landmarks, sigma, size, size)              # D~, (B, K+1, S, S)
+            parts.append(maps)
+            if self.config.use_descriptors:
+                parts.append(torch.einsum("bkhw,bks->bshw", maps, codes))      # F~, (B, S', S, S)
+        return torch.cat(parts, dim=1)
+
+    def forward(self, landmarks: torch.Tensor, descriptors: torch.Tensor | None = None) -> torch.Tensor:
+        """landmarks (B, K, 2) in the image frame -> images (B, C, S, S)."""
+        return torch.sigmoid(self.network(self.decoder_input(landmarks, descriptors)).float())
+
+
+class LandmarkAutoencoder(nn.Module):
+    """The full model of Figure 1.
+
+    ``detect`` gives landmarks of images; ``encode`` gives landmarks and
+    descriptors; ``decode`` reconstructs from (possibly edited) landmarks.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.detector = LandmarkDetector(config)
+        self.descriptor = DescriptorExtractor(config) if config.use_descriptors else None
+        self.decoder = LandmarkDecoder(config)
+
+    def pad(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, C, S, S) -> (B, C, P, P) edge-padded (Table 6); checks the input."""
+        expected = (self.config.channels, self.config.image_size, self.config.image_size)
+        if images.dim() != 4 or tuple(images.shape[1:]) != expected:
+            raise ValueError(f"expected images of shape (B, {', '.join(map(str, expected))}), got {tuple(images.shape)}")
+        return pad_with_edges(images, self.config.padded_size)
+
+    def to_image_frame(self, points: torch.Tensor) -> torch.Tensor:
+        return padded_to_image_frame(points, self.config.image_size, self.config.padded_size)
+
+    def to_padded_frame(self, points: torch.Tensor) -> torch.Tensor:
+        return image_to_padded_frame(points, self.config.image_size, self.config.padded_size)
+
+    def detect(self, images: torch.Tensor) -> torch.Tensor:
+        """Landmarks (B, K, 2) of images (B, C, S, S), in the image frame."""
+        return self.to_image_frame(self.detector(self.pad(images)).landmarks)
+
+    def encode(self, images: torch.Tensor):
+        """-> (landmarks in the image frame (B, K, 2), descriptors (B, K+1, C) or None, Detection)."""
+        padded = self.pad(images)
+        detection = self.detector(padded)
+        descriptors = self.descriptor(padded, detection) if self.descriptor is not None else None
+        return self.to_image_frame(detection.landmarks), descriptors, detection
+
+    def decode(self, landmarks: torch.Tensor, descriptors: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(landmarks, descriptors)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        landmarks, descriptors, _ = self.encode(images)
+        return self.decode(landmarks, descriptors)

@@ -1,0 +1,401 @@
+"""Training: the objective of Eq. (15) and the schedule of Appendix G.3-G.4.
+
+:class:`LandmarkObjective` computes every loss term for one batch (a module,
+so ``DistributedDataParallel`` can wrap it); :class:`Trainer` runs Adam with
+the learning-rate steps and the x10 ``lambda_recon`` increases, checkpoints
+atomically, resumes exactly (model, optimiser, step, data order and every
+random generator), recomputes batch-norm statistics before each save, and
+calls user callbacks (notebooks attach plots there).
+
+Devices: CUDA when present (``device="auto"``), optional AMP and
+channels_last, DataLoader workers, and several processes through
+``torchrun`` (gloo on CPU, NCCL on GPUs).
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from lmdis.config import Config
+from lmdis.losses import concentration_loss, equivariance_loss, reconstruction_loss, separation_loss
+from lmdis.model import LandmarkAutoencoder
+from lmdis.tps import apply_transform, sample_random_transform, warp_images
+
+LOSS_TERMS = ("recon", "conc", "sep", "eqv")
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU; anything else is passed to torch."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def recon_weight(config: Config, step: int) -> float:
+    """lambda_recon at ``step``: the initial value times 10 per increase passed (G.3)."""
+    raised = sum(step >= boundary for boundary in config.loss.recon_increase_steps)
+    return config.loss.lambda_recon * 10**raised
+
+
+def learning_rate(config: Config, step: int) -> float:
+    """Adam's rate at ``step``: x0.1 at each of ``lr_decay_steps`` (G.3)."""
+    decays = sum(step >= boundary for boundary in config.train.lr_decay_steps)
+    return config.train.learning_rate * 0.1**decays
+
+
+def jitter_colours(images: torch.Tensor, brightness: float, contrast: float, generator: torch.Generator):
+    """Random brightness (additive) and contrast (about each image's mean), clipped to [0, 1]."""
+    batch = images.shape[0]
+    shift = (2 * torch.rand(batch, 1, 1, 1, generator=generator) - 1) * brightness
+    factor = 1 + (2 * torch.rand(batch, 1, 1, 1, generator=generator) - 1) * contrast
+    shift, factor = shift.to(images.device), factor.to(images.device)
+    mean = images.mean(dim=(1, 2, 3), keepdim=True)
+    return ((images - mean) * factor + mean + shift).clamp(0, 1)
+
+
+class LandmarkObjective(nn.Module):
+    """Eq. (15) for one batch: returns the weighted total and each term.
+
+    The detector sees the edge-padded images and their random-TPS-warped
+    copies (Eq. 8); concentration and separation use both, reconstruction
+    the originals only (as the authors do).
+    """
+
+    def __init__(self, model: LandmarkAutoencoder, config: Config):
+        super().__init__()
+        self.model = model
+        self.config = config
+
+    def forward(self, images: torch.Tensor, step: int, generator: torch.Generator, use_landmark_tps: bool):
+        config, model = self.config, self.model
+        padded = model.pad(images)
+        detection = model.detector(padded)
+        transform = sample_random_transform(
+            images.shape[0], config.transform, generator,
+            landmarks=detection.landmarks if use_landmark_tps else None,
+            device=images.device,
+        )
+        warped = model.detector(warp_images(padded, transform))
+        mapped = apply_transform(warped.landmarks, transform)
+        terms = {
+            "eqv": equivariance_loss(mapped, detection.landmarks),
+            "conc": 0.5 * (concentration_loss(detection.variances, config.loss.concentration_form)
+                           + concentration_loss(warped.variances, config.loss.concentration_form)),
+            "sep": 0.5 * (separation_loss(detection.landmarks, config.loss.sigma_sep)
+                          + separation_loss(warped.landmarks, config.loss.sigma_sep)),
+        }
+        descriptors = model.descriptor(padded, detection) if model.descriptor is not None else None
+        reconstruction = model.decode(model.to_image_frame(detection.landmarks), descriptors)
+        terms["recon"] = reconstruction_loss(images, reconstruction, config.loss.sigma_color,
+                                             config.loss.reconstruction_form)
+        weights = {"recon": recon_weight(config, step), "conc": config.loss.lambda_conc,
+                   "sep": config.loss.lambda_sep, "eqv": config.loss.lambda_eqv}
+        total = sum(weights[name] * terms[name] for name in LOSS_TERMS)
+        return total, terms
+
+
+class StepBatchSampler(Sampler):
+    """Index batches for steps ``start_step, start_step + 1, ...`` (endless).
+
+    Epoch ``e`` is a permutation seeded by ``(seed, e)``; a step's batch
+    depends only on the step, so a resumed run reads exactly the batches the
+    uninterrupted run would have. With several processes, each takes its own
+    slice of the step's ``world_size * batch_size`` indices.
+    """
+
+    def __init__(self, size: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0, world_size: int = 1):
+        per_step = batch_size * world_size
+        if size < per_step:
+            raise ValueError(f"data set has {size} images, fewer than one step needs ({per_step})")
+        self.size, self.batch_size, self.seed = size, batch_size, seed
+        self.start_step, self.rank, self.world_size = start_step, rank, world_size
+        self.steps_per_epoch = size // per_step
+
+    def __iter__(self):
+        step = self.start_step
+        while True:
+            epoch, position = divmod(step, self.steps_per_epoch)
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+            first = (position * self.world_size + self.rank) * self.batch_size
+            yield order[first:first + self.batch_size].tolist()
+            step += 1
+
+    def __len__(self):
+        return sys.maxsize
+
+
+@torch.no_grad()
+def recompute_batch_norm(model: nn.Module, dataset: Dataset, images: int, batch_size: int, seed: int, device) -> None:
+    """Replace every BN running average by the exact mean over a random subset (G.3).
+
+    Runs the full autoencoder (detector, descriptor and decoder hourglasses all
+    have BN) in training mode with cumulative averaging, on ``images``
+    training images chosen with ``seed``; the training random streams are
+    untouched, so this never changes the optimisation.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    saved = [(m.momentum, m.training) for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    was_training = model.training
+    model.train()
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[: max(images, batch_size)]
+    for start in range(0, len(order), batch_size):
+        indices = order[start:start + batch_size].tolist()
+        batch = torch.stack([dataset[i]["image"] for i in indices]).to(device)
+        model(batch)
+    for m, (momentum, training) in zip(norms, saved):
+        m.momentum = momentum
+    model.train(was_training)
+
+
+def _collate(items):
+    return torch.stack([item["image"] for item in items])
+
+
+def atomic_save(payload: dict, path: Path) -> None:
+    """torch.save to a temporary file, fsync, then rename: a crash never leaves a torn file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        torch.save(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Load a checkpoint written by :class:`Trainer`; errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt files
+        raise ValueError(f"cannot read checkpoint {path}: {error}") from error
+    missing = {"model", "config", "step"} - set(checkpoint)
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {sorted(missing)}; is it an lmdis checkpoint?")
+    return checkpoint
+
+
+def model_from_checkpoint(path: str | Path, device="cpu") -> tuple[LandmarkAutoencoder, Config]:
+    """The trained autoencoder (eval mode) and its config from a checkpoint file."""
+    checkpoint = load_checkpoint(path)
+    config = Config.from_dict(checkpoint["config"])
+    model = LandmarkAutoencoder(config.model)
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval(), config
+
+
+def _distributed_context():
+    """(rank, world_size) from torchrun's environment; initialises the process group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend)
+    return dist.get_rank(), world_size
+
+
+class Trainer:
+    """Runs the optimisation of Eq. (15) on a data set.
+
+    Args:
+        config: the full :class:`Config`.
+        dataset: yields dicts with ``"image"`` (C, S, S) in [0, 1].
+        out_dir: where ``checkpoint.pt`` is written.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        progress: a tqdm bar (interactive) or plain log lines (papermill, CI).
+        resume: continue from ``out_dir/checkpoint.pt`` when it exists.
+
+    Callbacks: ``add_callback("on_step_end", fn)`` with ``fn(trainer, terms)``
+    where ``terms`` maps loss names to floats; ``"on_checkpoint"`` with
+    ``fn(trainer, path)``.
+    """
+
+    def __init__(self, config: Config, dataset: Dataset, out_dir: str | Path, device: str = "auto",
+                 progress: bool = True, resume: bool = False, log: Callable[[str], None] = print):
+        self.config = config
+        self.dataset = dataset
+        self.out_dir = Path(out_dir)
+        self.checkpoint_path = self.out_dir / "checkpoint.pt"
+        self.progress = progress
+        self.log = log
+        self.rank, self.world_size = _distributed_context()
+        self.device = select_device(device)
+        if self.world_size > 1 and self.device.type == "cuda":
+            self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(self.device)
+        torch.manual_seed(config.train.seed)
+        self.model = LandmarkAutoencoder(config.model).to(self.device)
+        if config.train.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.objective = LandmarkObjective(self.model, config)
+        self.parallel_objective = self.objective
+        if self.world_size > 1:
+            self.parallel_objective = nn.parallel.DistributedDataParallel(
+                self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        decay = [p for n, p in self.model.named_parameters() if p.dim() > 1]
+        no_decay = [p for n, p in self.model.named_parameters() if p.dim() <= 1]
+        self.optimizer = torch.optim.Adam(
+            [{"params": decay, "weight_decay": config.train.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=config.train.learning_rate)
+        self.use_amp = config.train.amp
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp and self.device.type == "cuda")
+        self.generator = torch.Generator().manual_seed(config.train.seed * 7919 + self.rank)
+        self.step = 0
+        self.history: list[dict] = []
+        self.callbacks: dict[str, list[Callable]] = defaultdict(list)
+        self.resumed_from: int | None = None
+        if resume and self.checkpoint_path.exists():
+            self._restore(load_checkpoint(self.checkpoint_path, map_location=self.device))
+
+    def add_callback(self, event: str, function: Callable) -> None:
+        if event not in ("on_step_end", "on_checkpoint"):
+            raise ValueError(f"unknown callback event {event!r}; expected 'on_step_end' or 'on_checkpoint'")
+        self.callbacks[event].append(function)
+
+    # -- checkpoints ---------------------------------------------------------
+    def state(self) -> dict:
+        """The checkpoint: a plain dict loadable with ``torch.load(weights_only=True)``."""
+        payload = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "config": self.config.to_dict(),
+            "step": self.step,
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": self.history,
+        }
+        if torch.cuda.is_available():
+            payload["cuda_rng"] = torch.cuda.get_rng_state_all()
+        return payload
+
+    def _restore(self, checkpoint: dict) -> None:
+        saved = Config.from_dict(checkpoint["config"])
+        if saved.model != self.config.model:
+            raise ValueError(f"checkpoint {self.checkpoint_path} was trained with another model config; "
+                             f"use a new --out folder or the same preset")
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if checkpoint.get("scaler"):
+            self.scaler.load_state_dict(checkpoint["scaler"])
+        self.generator.set_state(checkpoint["generator"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        if "cuda_rng" in checkpoint and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
+        self.step = int(checkpoint["step"])
+        self.history = list(checkpoint.get("history", []))
+        self.resumed_from = self.step
+
+    def save(self) -> Path:
+        """Recompute BN statistics (G.3), then write ``checkpoint.pt`` atomically (rank 0)."""
+        train = self.config.train
+        recompute_batch_norm(self.model, self.dataset, train.bn_recompute_images, train.batch_size,
+                             seed=train.seed + self.step, device=self.device)
+        if self.rank == 0:
+            atomic_save(self.state(), self.checkpoint_path)
+            for function in self.callbacks["on_checkpoint"]:
+                function(self, self.checkpoint_path)
+        if self.world_size > 1:
+            dist.barrier()
+        return self.checkpoint_path
+
+    # -- the loop ------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        sampler = StepBatchSampler(len(self.dataset), self.config.train.batch_size, self.config.train.seed,
+                                   self.step, self.rank, self.world_size)
+        workers = self.config.train.num_workers
+        return DataLoader(self.dataset, batch_sampler=sampler, collate_fn=_collate, num_workers=workers,
+                          pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
+
+    def train_step(self, images: torch.Tensor) -> dict[str, float]:
+        """One optimisation step on a batch (B, C, S, S); returns the terms as floats."""
+        config = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(config, self.step)
+        images = images.to(self.device, non_blocking=True)
+        if config.model.channels == 3:
+            images = jitter_colours(images, config.train.brightness_jitter, config.train.contrast_jitter,
+                                    self.generator)
+        if config.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        use_landmark_tps = (self.step >= config.train.landmark_tps_warmup
+                            and torch.rand(1, generator=self.generator).item() < config.train.landmark_tps_ratio)
+        self.model.train()
+        amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
+        with torch.autocast(self.device.type, dtype=amp_dtype, enabled=self.use_amp):
+            total, terms = self.parallel_objective(images, self.step, self.generator, use_landmark_tps)
+        values = {name: float(value.detach()) for name, value in terms.items()}
+        values["total"] = float(total.detach())
+        if not math.isfinite(values["total"]):
+            raise FloatingPointError(
+                f"loss is not finite at step {self.step}: {values}; the last checkpoint "
+                f"{self.checkpoint_path} is kept unchanged")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        values["lr"] = learning_rate(config, self.step - 1)
+        values["landmark_tps"] = float(use_landmark_tps)
+        return values
+
+    def fit(self, steps: int | None = None) -> list[dict]:
+        """Train until ``steps`` total steps (default: the config's), saving on the way and at the end."""
+        target = self.config.train.steps if steps is None else steps
+        train = self.config.train
+        if self.resumed_from is not None and self.rank == 0:
+            self.log(f"resumed from {self.checkpoint_path} at step {self.resumed_from}; training to step {target}")
+        if self.step >= target:
+            return self.history
+        bar = None
+        if self.progress and self.rank == 0:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=target, initial=self.step, desc="train")
+        running: dict[str, float] = defaultdict(float)
+        count, started = 0, time.perf_counter()
+        batches = iter(self._loader())
+        while self.step < target:
+            values = self.train_step(next(batches))
+            for name, value in values.items():
+                running[name] += value
+            count += 1
+            for function in self.callbacks["on_step_end"]:
+                function(self, values)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{values['total']:.3g}")
+            if self.step % train.log_every == 0 or self.step == target:
+                entry = {"step": self.step, **{name: value / count for name, value in running.items()},
+                         "seconds_per_step": (time.perf_counter() - started) / count}
+                self.history.append(entry)
+                if bar is None and self.rank == 0:
+                    self.log(" ".join([f"step {self.step}/{target}"]
+                                      + [f"{n}={entry[n]:.4g}" for n in ("total", *LOSS_TERMS, "seconds_per_step")]))
+                running, count, started = defaultdict(float), 0, time.perf_counter()
+            if self.step % train.checkpoint_every == 0 or self.step == target:
+                self.save()
+        if bar is not None:
+            bar.close()
+        return self.history
