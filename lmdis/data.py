@@ -586,3 +586,33 @@ def open_dataset(name: str, root: str | os.PathLike | None = None, image_size: i
     if root is None:
         raise ValueError("dataset 'folder' needs root=<folder of images>")
     return ImageFolderDataset(root, landmarks_csv=landmarks_csv, **options)
+
+
+class InMemoryDataset(Dataset):
+    """Decodes every item of ``dataset`` once and keeps the images as uint8.
+
+    Training reads each image thousands of times; decoding JPEGs each time
+    costs more than a small model's step on a CPU. Landmarks and labels are
+    kept as they are; images come back as float32 in [0, 1] like the source.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.items = []
+        for index in range(len(dataset)):
+            item = dict(dataset[index])
+            item["image"] = (item["image"] * 255).round().to(torch.uint8)
+            self.items.append(item)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.items[index])
+        item["image"] = item["image"].float() / 255
+        return item
+
+    def annotated_landmarks(self) -> np.ndarray:
+        """(n, N, 2) of the cached items; ValueError when they have none."""
+        if not self.items or "landmarks" not in self.items[0]:
+            raise ValueError("this data set has no annotated landmarks")
+        return torch.stack([item["landmarks"] for item in self.items]).numpy().astype(np.float32)

@@ -1,0 +1,5 @@
+import sys
+
+from lmdis.cli import main
+
+sys.exit(main())

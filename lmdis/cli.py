@@ -1,0 +1,200 @@
+"""Command line: ``python -m lmdis {train, landmarks, evaluate}``.
+
+The contract scripts rely on:
+
+- ``train --preset NAME [--data PATH] --out DIR [--steps N] [--resume]`` writes
+  ``DIR/checkpoint.pt`` and ``DIR/landmarks.png``; ``--steps`` is the total
+  step count, so with ``--resume`` training continues up to it;
+- ``landmarks --checkpoint FILE --images DIR_OR_FILES --out FILE.csv`` writes
+  ``path,x1,y1,...,xK,yK`` per image in that image's own pixel coordinates
+  (pixel centres at integers, 0-indexed);
+- ``evaluate --checkpoint FILE --dataset mtfl --data PATH`` prints JSON with
+  ``nme_percent``, ``n_test`` and ``K`` (Sec. 4.2).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from lmdis.config import Config, preset, preset_names
+
+
+def _parse_override(text: str) -> tuple[str, str, object]:
+    """``section.key=value`` with a JSON value (plain strings allowed)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise argparse.ArgumentTypeError(f"--set expects section.key=value (e.g. train.batch_size=8), got {text!r}")
+    path, raw = text.split("=", 1)
+    section, key = path.split(".", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return section, key, value
+
+
+def build_config(name: str, overrides=(), steps: int | None = None) -> Config:
+    values = preset(name).to_dict()
+    for section, key, value in overrides:
+        if section not in values or not isinstance(values[section], dict) or key not in values[section]:
+            raise ValueError(f"unknown setting {section}.{key} for --set")
+        values[section][key] = value
+    config = Config.from_dict(values)
+    if steps is not None:
+        if steps < 1:
+            raise ValueError(f"--steps must be positive, got {steps}")
+        config.train.steps = steps
+    return config
+
+
+def training_dataset(config: Config, data: str | None, dataset: str | None = None):
+    """The preset's data set (or ``dataset``) read from ``data``, cached in memory."""
+    from lmdis.data import InMemoryDataset, open_dataset
+
+    name = dataset or config.train.dataset
+    options = {"image_size": config.model.image_size, "channels": config.model.channels}
+    if name in ("mnist", "mnist-embedded", "mtfl", "folder"):
+        opened = open_dataset(name, root=data, **options)
+    else:
+        if data is None:
+            raise ValueError(f"preset dataset {name!r} has no reader yet; pass --dataset folder --data DIR")
+        opened = open_dataset("folder", root=data, **options)
+    return InMemoryDataset(opened)
+
+
+def save_landmark_figure(model, dataset, path: Path, count: int = 16) -> Path:
+    from lmdis.plotting import landmark_grid
+
+    images = torch.stack([dataset[i]["image"] for i in range(min(count, len(dataset)))])
+    with torch.no_grad():
+        landmarks = model.eval().detect(images.to(next(model.parameters()).device)).cpu()
+    landmark_grid(images, landmarks, path=path, title="discovered landmarks")
+    return path
+
+
+def command_train(args) -> int:
+    from lmdis.train import Trainer
+
+    config = build_config(args.preset, args.set or (), args.steps)
+    if args.num_workers is not None:
+        config.train.num_workers = args.num_workers
+    config.train.amp = args.amp or config.train.amp
+    config.train.channels_last = args.channels_last or config.train.channels_last
+    dataset = training_dataset(config, args.data, args.dataset)
+    trainer = Trainer(config, dataset, args.out, device=args.device, progress=not args.no_progress,
+                      resume=args.resume)
+    if args.resume and trainer.resumed_from is None:
+        print(f"no checkpoint in {args.out}; starting from step 0", flush=True)
+    trainer.fit()
+    if trainer.rank == 0:
+        figure = save_landmark_figure(trainer.model, dataset, Path(args.out) / "landmarks.png")
+        print(json.dumps({"checkpoint": str(trainer.checkpoint_path), "figure": str(figure), "step": trainer.step,
+                          "final": trainer.history[-1] if trainer.history else None}))
+    return 0
+
+
+def command_landmarks(args) -> int:
+    from lmdis.data import image_size_of, list_images, load_image, normalised_to_pixel
+    from lmdis.train import model_from_checkpoint, select_device
+
+    device = select_device(args.device)
+    model, config = model_from_checkpoint(args.checkpoint, device)
+    paths = list_images(args.images)
+    size = config.model.image_size
+    rows = []
+    with torch.no_grad():
+        for start in range(0, len(paths), args.batch_size):
+            chunk = paths[start:start + args.batch_size]
+            images = torch.stack([load_image(p, config.model.channels, size) for p in chunk]).to(device)
+            found = model.detect(images).cpu().numpy()
+            for path, points in zip(chunk, found):
+                width, height = image_size_of(path)
+                pixels = normalised_to_pixel(points, width, height)
+                rows.append([str(path), *[f"{value:.3f}" for value in pixels.reshape(-1)]])
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    k = config.model.num_landmarks
+    with open(out, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", *[f"{axis}{i}" for i in range(1, k + 1) for axis in ("x", "y")]])
+        writer.writerows(rows)
+    print(json.dumps({"images": len(rows), "K": k, "csv": str(out)}))
+    return 0
+
+
+def command_evaluate(args) -> int:
+    from lmdis.data import MTFL_INTEROCULAR, InMemoryDataset, open_dataset
+    from lmdis.evaluate import detect_all, mean_shape_report, regression_report
+    from lmdis.train import model_from_checkpoint, select_device
+
+    if args.dataset != "mtfl":
+        raise ValueError(f"evaluate supports --dataset mtfl for now, got {args.dataset!r}")
+    device = select_device(args.device)
+    model, config = model_from_checkpoint(args.checkpoint, device)
+    options = {"image_size": config.model.image_size, "channels": config.model.channels}
+    train = InMemoryDataset(open_dataset("mtfl", args.data, split="training_clean", **options))
+    test = InMemoryDataset(open_dataset("mtfl", args.data, split="testing", **options))
+    train_annotated, test_annotated = train.annotated_landmarks(), test.annotated_landmarks()
+    report = regression_report(detect_all(model, train, device=device), train_annotated,
+                               detect_all(model, test, device=device), test_annotated, MTFL_INTEROCULAR)
+    summary = {key: value for key, value in report.items() if key not in ("errors", "predicted")}
+    summary["mean_shape_nme_percent"] = mean_shape_report(train_annotated, test_annotated)["nme_percent"]
+    summary["checkpoint"] = str(args.checkpoint)
+    print(json.dumps(summary))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="lmdis", description=__doc__.split("\n")[0])
+    commands = main.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a landmark autoencoder")
+    train.add_argument("--preset", required=True, help=f"one of: {', '.join(preset_names())}")
+    train.add_argument("--data", help="data set root (not needed for the embedded MNIST)")
+    train.add_argument("--dataset", help="override the preset's data set: mnist-embedded, mnist, mtfl, folder")
+    train.add_argument("--out", required=True, help="output folder for checkpoint.pt and landmarks.png")
+    train.add_argument("--steps", type=int, help="total optimisation steps (default: the preset's)")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument("--device", default="auto")
+    train.add_argument("--num-workers", type=int)
+    train.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA)")
+    train.add_argument("--channels-last", action="store_true")
+    train.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
+    train.add_argument("--set", action="append", type=_parse_override, metavar="SECTION.KEY=VALUE",
+                       help="override one config value, e.g. --set model.num_landmarks=30")
+    train.set_defaults(handler=command_train)
+
+    landmarks = commands.add_parser("landmarks", help="write the landmarks of images to a CSV")
+    landmarks.add_argument("--checkpoint", required=True)
+    landmarks.add_argument("--images", required=True, nargs="+", help="a folder, or image files")
+    landmarks.add_argument("--out", required=True)
+    landmarks.add_argument("--device", default="auto")
+    landmarks.add_argument("--batch-size", type=int, default=64)
+    landmarks.set_defaults(handler=command_landmarks)
+
+    evaluate = commands.add_parser("evaluate", help="regress onto annotated landmarks (Sec. 4.2), print JSON")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--dataset", default="mtfl")
+    evaluate.add_argument("--data", help="data set root (default: the shared data folder)")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.set_defaults(handler=command_evaluate)
+    return main
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "images", None) and len(args.images) == 1:
+        args.images = args.images[0]
+    try:
+        return args.handler(args)
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"lmdis {args.command}: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
