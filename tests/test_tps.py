@@ -199,8 +199,12 @@ def test_fit_tps_gradcheck_in_targets():
 
 
 def test_warp_and_apply_transform_agree_on_a_blob():
-    """Eq. (8) end to end: a blob at p in I shows up in I' = I o g at p' with g(p') = p."""
-    size, sigma = 64, 0.04
+    """Eq. (8) end to end: a blob at p in I shows up in I' = I o g at p' with g(p') = p.
+
+    The soft-argmax of the warped blob is biased by the warp's curvature by
+    O(sigma^2) (~0.004 here at sigma = 0.02, ~0.012 at 0.04), so the blob is small.
+    """
+    size, sigma = 64, 0.02
     centre = np.array([0.45, 0.55])
     xs = (np.arange(size) + 0.5) / size
     blob = np.exp(-((xs[None, :] - centre[0]) ** 2 + (xs[:, None] - centre[1]) ** 2) / (2 * sigma**2))
@@ -213,4 +217,4 @@ def test_warp_and_apply_transform_agree_on_a_blob():
     found, _ = landmark_moments(warped)                  # (B, 1, 2) blob centre in I'
     assert (found - torch.tensor(centre)).abs().max() > 0.02  # the warp did move the blob
     mapped = apply_transform(found, transform)           # back to I
-    np.testing.assert_allclose(mapped[:, 0].numpy(), np.broadcast_to(centre, (batch, 2)), atol=0.01)
+    np.testing.assert_allclose(mapped[:, 0].numpy(), np.broadcast_to(centre, (batch, 2)), atol=0.006)

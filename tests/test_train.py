@@ -1,0 +1,214 @@
+"""Trainer: exact resume, atomic checkpoints, bad input, schedules, a real short run."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lmdis.config import Config, preset
+from lmdis.model import ModelConfig
+from lmdis.networks import HourglassConfig
+from lmdis.train import Trainer, atomic_save, learning_rate, load_checkpoint, recon_weight
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class RandomImages(torch.utils.data.Dataset):
+    def __init__(self, count=32, channels=3, size=16, fill=None):
+        generator = torch.Generator().manual_seed(1)
+        self.images = torch.rand(count, channels, size, size, generator=generator)
+        if fill is not None:
+            self.images.fill_(fill)
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, index):
+        return {"image": self.images[index], "index": index}
+
+
+def tiny_config(steps=6) -> Config:
+    config = Config(model=ModelConfig(num_landmarks=3, image_size=16, padded_size=24,
+                                      detector=HourglassConfig([4, 8], skip_depth=1),
+                                      descriptor=HourglassConfig([4, 8], skip_depth=1),
+                                      decoder=HourglassConfig([4, 8], skip_depth=1),
+                                      feature_channels=4, decoder_feature_channels=4, descriptor_dim=2,
+                                      sigma_dec=(0.2,)))
+    config.train.steps = steps
+    config.train.batch_size = 4
+    config.train.checkpoint_every = 3
+    config.train.log_every = 2
+    config.train.landmark_tps_warmup = 2
+    config.train.landmark_tps_ratio = 0.5
+    config.train.bn_recompute_images = 8
+    config.train.lr_decay_steps = (4,)
+    config.loss.recon_increase_steps = (3, 5)
+    return config
+
+
+def parameters_of(model):
+    return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
+
+
+def test_schedules_follow_appendix_g3():
+    config = preset("celeba-10")
+    assert learning_rate(config, 0) == pytest.approx(1e-3)
+    assert learning_rate(config, 100_000) == pytest.approx(1e-4)
+    assert learning_rate(config, 250_000) == pytest.approx(1e-5)
+    assert recon_weight(config, 0) == pytest.approx(0.01)
+    assert recon_weight(config, 150_000) == pytest.approx(0.1)
+    assert recon_weight(config, 200_000) == pytest.approx(1.0)
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
+    dataset = RandomImages()
+    straight = Trainer(tiny_config(), dataset, tmp_path / "straight", device="cpu", progress=False, log=lambda s: None)
+    straight.fit()
+
+    class Crash(RuntimeError):
+        pass
+
+    def crash_after_first_checkpoint(trainer, values):
+        if trainer.step == 4:
+            raise Crash()
+
+    interrupted = Trainer(tiny_config(), dataset, tmp_path / "resumed", device="cpu", progress=False, log=lambda s: None)
+    interrupted.add_callback("on_step_end", crash_after_first_checkpoint)
+    with pytest.raises(Crash):
+        interrupted.fit()
+    assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["step"] == 3
+
+    messages = []
+    resumed = Trainer(tiny_config(), dataset, tmp_path / "resumed", device="cpu", progress=False,
+                      resume=True, log=messages.append)
+    assert resumed.step == 3
+    resumed.fit()
+    assert any("resumed" in message and "step 3" in message for message in messages)
+    expected, actual = parameters_of(straight.model), parameters_of(resumed.model)
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    # The run used landmark control points after the warm-up at least once.
+    assert any(entry.get("landmark_tps", 0) > 0 for entry in straight.history)
+
+
+def test_checkpoint_is_plain_and_weights_only_loadable(tmp_path):
+    trainer = Trainer(tiny_config(steps=3), RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None)
+    trainer.fit()
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 3
+    assert Config.from_dict(checkpoint["config"]).model == trainer.config.model
+
+
+def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    atomic_save({"step": 1, "model": {}, "config": {}}, path)
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        atomic_save({"step": 2, "model": {}, "config": {}}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["step"] == 1
+
+
+def test_nan_loss_raises_and_keeps_checkpoint(tmp_path):
+    config = tiny_config(steps=3)
+    Trainer(config, RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None).fit()
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    poisoned = Trainer(tiny_config(steps=6), RandomImages(fill=float("nan")), tmp_path, device="cpu",
+                       progress=False, resume=True, log=lambda s: None)
+    with pytest.raises(FloatingPointError, match="not finite at step 3"):
+        poisoned.fit()
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
+def test_corrupt_checkpoint_names_the_file(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="checkpoint.pt"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_resume_with_another_model_is_refused(tmp_path):
+    Trainer(tiny_config(steps=3), RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None).fit()
+    other = tiny_config()
+    other.model.num_landmarks = 4
+    with pytest.raises(ValueError, match="another model config"):
+        Trainer(other, RandomImages(), tmp_path, device="cpu", progress=False, resume=True)
+
+
+def test_wrong_channel_count_is_a_clear_error(tmp_path):
+    trainer = Trainer(tiny_config(), RandomImages(channels=1), tmp_path, device="cpu", progress=False)
+    with pytest.raises(ValueError, match=r"expected images of shape \(B, 3, 16, 16\)"):
+        trainer.fit()
+
+
+def run_cli(*args, env=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "lmdis", *args], capture_output=True, text=True, cwd=REPO,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_cli_rejects_unknown_preset_and_missing_data(tmp_path):
+    result = run_cli("train", "--preset", "nope", "--out", str(tmp_path))
+    assert result.returncode == 2 and "unknown preset 'nope'" in result.stderr and "mnist-cpu" in result.stderr
+    result = run_cli("train", "--preset", "mtfl-cpu", "--data", str(tmp_path / "absent"), "--out", str(tmp_path))
+    assert result.returncode == 2 and "absent" in result.stderr
+
+
+@pytest.mark.slow
+def test_short_training_concentrates_and_separates_landmarks(tmp_path):
+    """mnist-cpu for 150 steps on the embedded digits: the maps concentrate and the landmarks spread.
+
+    At initialisation the soft-argmax of near-uniform maps puts every landmark
+    near the centre with a per-axis variance near that of a uniform
+    distribution (1/12 ~ 0.083 of the padded frame); a trained model must
+    shrink that by far more than chance and keep landmarks apart.
+    """
+    from lmdis.data import open_dataset
+
+    config = preset("mnist-cpu")
+    dataset = open_dataset("mnist-embedded", image_size=28, channels=1)
+    trainer = Trainer(config, dataset, tmp_path, device="cpu", progress=False, log=lambda s: None)
+    images = torch.stack([dataset[i]["image"] for i in range(64)])
+
+    def measure():
+        trainer.model.eval()
+        with torch.no_grad():
+            detection = trainer.model.detector(trainer.model.pad(images))
+        points = detection.landmarks
+        distances = torch.cdist(points, points) + torch.eye(points.shape[1]) * 10
+        return detection.variances.mean().item(), distances.min(dim=2).values.mean().item()
+
+    variance_before, _ = measure()
+    trainer.fit(150)
+    variance_after, nearest_after = measure()
+    assert variance_before > 0.03
+    assert variance_after < variance_before / 10, (variance_before, variance_after)
+    # sigma_sep = 0.08: neighbours further apart than one sigma_sep on average.
+    assert nearest_after > 0.08, nearest_after
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(tmp_path):
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+         "-m", "lmdis", "train", "--preset", "mnist-cpu", "--out", str(out), "--steps", "4", "--no-progress",
+         "--device", "cpu", "--set", "train.checkpoint_every=2", "--set", "train.bn_recompute_images=32"],
+        capture_output=True, text=True, cwd=REPO, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = load_checkpoint(out / "checkpoint.pt")
+    assert checkpoint["step"] == 4
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["step"] == 4 and np.isfinite(summary["final"]["total"])
