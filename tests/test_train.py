@@ -212,3 +212,38 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert checkpoint["step"] == 4
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["step"] == 4 and np.isfinite(summary["final"]["total"])
+
+
+def test_cli_landmarks_are_in_each_images_own_pixels(tmp_path):
+    """The same picture saved at 32 and 64 px gives the same landmarks, scaled to each size."""
+    from PIL import Image
+
+    Trainer(tiny_config(steps=3), RandomImages(), tmp_path / "run", device="cpu", progress=False,
+            log=lambda s: None).fit()
+    rng = np.random.default_rng(0)
+    picture = (rng.random((8, 8, 3)) * 255).astype(np.uint8)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray(picture).resize((32, 32), Image.NEAREST).save(folder / "a_small.png")
+    Image.fromarray(picture).resize((64, 64), Image.NEAREST).save(folder / "b_large.png")
+    out = tmp_path / "landmarks.csv"
+    result = run_cli("landmarks", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
+                     "--images", str(folder), "--out", str(out), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    lines = out.read_text().strip().splitlines()
+    assert lines[0] == "path,x1,y1,x2,y2,x3,y3"
+    small = np.array(lines[1].split(",")[1:], float)
+    large = np.array(lines[2].split(",")[1:], float)
+    assert lines[1].startswith(str(folder / "a_small.png"))
+    # pixel centres at integers: p_64 = (p_32 + 0.5) * 2 - 0.5
+    np.testing.assert_allclose(large, (small + 0.5) * 2 - 0.5, atol=0.05)
+
+
+def test_cli_landmarks_corrupt_image_is_named(tmp_path):
+    Trainer(tiny_config(steps=3), RandomImages(), tmp_path / "run", device="cpu", progress=False,
+            log=lambda s: None).fit()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG not really")
+    result = run_cli("landmarks", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
+                     "--images", str(broken), "--out", str(tmp_path / "x.csv"), "--device", "cpu")
+    assert result.returncode == 2 and "broken.png" in result.stderr
