@@ -68,16 +68,19 @@ def numpy_tps(control: np.ndarray, targets: np.ndarray, points: np.ndarray) -> n
     return affine_part + kernel(points, control) @ solution[:count]
 
 
-def translation(shift, batch: int = 1, dtype=torch.float64) -> RandomTransform:
+def translation(shift, batch: int = 1, device=None, dtype=torch.float64) -> RandomTransform:
     """g(p) = p + shift: identity TPS (zero weights, identity affine), no rotation or scaling."""
-    control = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=dtype).expand(batch, -1, -1)
+
+    def tensor(values):
+        return torch.tensor(values, dtype=dtype, device=device)
+
     return RandomTransform(
-        control=control,
-        weights=torch.zeros(batch, 3, 2, dtype=dtype),
-        affine=torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=dtype).expand(batch, -1, -1),
-        angle=torch.zeros(batch, dtype=dtype),
-        scale=torch.ones(batch, dtype=dtype),
-        translation=torch.tensor(shift, dtype=dtype).expand(batch, 2),
+        control=tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).expand(batch, -1, -1),
+        weights=torch.zeros(batch, 3, 2, dtype=dtype, device=device),
+        affine=tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]).expand(batch, -1, -1),  # rows: a_0, then x, y
+        angle=torch.zeros(batch, dtype=dtype, device=device),
+        scale=torch.ones(batch, dtype=dtype, device=device),
+        translation=tensor(shift).expand(batch, 2),
     )
 
 
@@ -122,9 +125,7 @@ def test_warp_by_whole_pixels_shifts_image(device):
     height, width, right, down = 10, 12, 3, 2
     rng = np.random.default_rng(8)
     images = rng.random((2, 3, height, width))
-    transform = translation([right / width, down / height], batch=2)
-    transform = RandomTransform(*(getattr(transform, f).to(device) for f in
-                                  ("control", "weights", "affine", "angle", "scale", "translation")))
+    transform = translation([right / width, down / height], batch=2, device=device)
     warped = warp_images(torch.tensor(images, device=device), transform).cpu().numpy()
     # I'(v, u) = I(v + down, u + right): the content moves up and left.
     expected = np.roll(images, shift=(-down, -right), axis=(2, 3))
@@ -182,7 +183,10 @@ def test_evaluate_and_apply_transform_gradcheck_in_points():
     generator = torch.Generator().manual_seed(4)
     transform = sample_random_transform(1, TransformConfig(grid_size=3), generator, dtype=torch.float64)
     points = (0.05 + 0.9 * torch.rand(1, 4, 2, generator=generator, dtype=torch.float64)).requires_grad_()
-    tps = lambda p: evaluate_tps(p, transform.control, transform.weights, transform.affine)  # noqa: E731
+
+    def tps(p):
+        return evaluate_tps(p, transform.control, transform.weights, transform.affine)
+
     assert torch.autograd.gradcheck(tps, (points,))
     assert torch.autograd.gradcheck(lambda p: apply_transform(p, transform), (points,))
 
