@@ -1,0 +1,60 @@
+"""Regression protocol of Sec. 4.2 against numpy, and the evaluate command."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lmdis.data import shared_data_root
+from lmdis.evaluate import apply_regressor, fit_regressor, mean_shape_report, normalised_errors, regression_report
+
+
+def test_regressor_is_bias_free_least_squares():
+    rng = np.random.default_rng(0)
+    discovered = rng.random((50, 4, 2))
+    annotated = rng.random((50, 3, 2))
+    weights = fit_regressor(discovered, annotated)
+    inputs = (discovered - 0.5).reshape(50, -1)
+    expected, *_ = np.linalg.lstsq(inputs, (annotated - 0.5).reshape(50, -1), rcond=None)
+    np.testing.assert_allclose(weights, expected, atol=1e-10)
+    np.testing.assert_allclose(apply_regressor(weights, discovered), (inputs @ expected).reshape(50, 3, 2) + 0.5)
+
+
+def test_linearly_related_landmarks_are_recovered_exactly():
+    rng = np.random.default_rng(1)
+    annotated = 0.5 + 0.2 * rng.standard_normal((40, 5, 2))
+    mixing = rng.standard_normal((10, 20))  # 5 points -> 10 discovered landmarks, x and y mixed
+    discovered = ((annotated - 0.5).reshape(40, 10) @ mixing).reshape(40, 10, 2) + 0.5
+    report = regression_report(discovered[:30], annotated[:30], discovered[30:], annotated[30:])
+    assert report["nme_percent"] < 1e-6
+    assert report["n_test"] == 10 and report["K"] == 10
+
+
+def test_normalised_error_by_hand():
+    annotated = np.array([[[0.0, 0.0], [1.0, 0.0], [0.5, 0.5]]])
+    predicted = annotated + np.array([[[0.1, 0.0], [0.0, 0.0], [0.0, 0.2]]])
+    # mean point error (0.1 + 0 + 0.2) / 3 = 0.1, inter-ocular distance 1
+    np.testing.assert_allclose(normalised_errors(predicted, annotated), [0.1])
+    with pytest.raises(ValueError, match="coincident"):
+        normalised_errors(predicted, np.zeros((1, 3, 2)))
+
+
+def test_mean_shape_floor_by_hand():
+    train = np.array([[[0.2, 0.5], [0.8, 0.5]], [[0.4, 0.5], [0.6, 0.5]]])  # mean: (0.3,.5),(0.7,.5)
+    test = np.array([[[0.3, 0.5], [0.7, 0.5]]])
+    assert mean_shape_report(train, test)["nme_percent"] == pytest.approx(0.0)
+
+
+@pytest.mark.skipif(shared_data_root() is None, reason="../shared/data (MTFL) not present")
+def test_evaluate_command_on_mtfl(tmp_path):
+    from test_train import RandomImages, Trainer, run_cli, tiny_config
+
+    Trainer(tiny_config(steps=3), RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None).fit()
+    result = run_cli("evaluate", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--dataset", "mtfl",
+                     "--data", str(shared_data_root() / "mtfl"), "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["n_test"] == 2995 and summary["n_train"] == 7653 and summary["K"] == 3
+    assert summary["mean_shape_nme_percent"] == pytest.approx(31.7, abs=0.1)
+    assert 0 < summary["nme_percent"] < 100
