@@ -69,7 +69,9 @@ def training_dataset(config: Config, data: str | None, dataset: str | None = Non
 def save_landmark_figure(model, dataset, path: Path, count: int = 16) -> Path:
     from lmdis.plotting import landmark_grid
 
-    images = torch.stack([dataset[i]["image"] for i in range(min(count, len(dataset)))])
+    # Evenly spaced items: sorted data sets (MNIST by digit) show their variety.
+    indices = torch.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().long().tolist()
+    images = torch.stack([dataset[i]["image"] for i in indices])
     with torch.no_grad():
         landmarks = model.eval().detect(images.to(next(model.parameters()).device)).cpu()
     landmark_grid(images, landmarks, path=path, title="discovered landmarks")

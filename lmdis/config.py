@@ -156,6 +156,7 @@ def _cpu_presets() -> dict[str, Config]:
     mnist.model.detector = HourglassConfig([16, 32, 32], skip_depth=2)
     mnist.model.decoder = HourglassConfig([16, 32, 32], skip_depth=1)
     mnist.model.sigma_dec = (0.125, 0.25)
+    mnist.model.detector_output_gain = 4.0
     mnist.train = TrainConfig(dataset="mnist-embedded", steps=600, batch_size=16, learning_rate=2e-3,
                               lr_decay_steps=(450,), landmark_tps_warmup=200, brightness_jitter=0.0,
                               contrast_jitter=0.0, bn_recompute_images=1024, log_every=25, checkpoint_every=100)
@@ -169,7 +170,7 @@ def _cpu_presets() -> dict[str, Config]:
                              descriptor=HourglassConfig([16, 32, 32, 32], skip_depth=1),
                              decoder=HourglassConfig([32, 48, 64, 64], skip_depth=1),
                              feature_channels=32, decoder_feature_channels=32,
-                             sigma_dec=(0.125, 0.25))
+                             sigma_dec=(0.125, 0.25), detector_output_gain=4.0)
     mtfl.train = TrainConfig(dataset="mtfl", steps=6_000, batch_size=16, learning_rate=2e-3,
                              lr_decay_steps=(4_500,), landmark_tps_warmup=1_000,
                              bn_recompute_images=2048, log_every=50, checkpoint_every=250)

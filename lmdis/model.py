@@ -43,6 +43,10 @@ class ModelConfig:
     sigma_dec: tuple[float, ...] = (0.125, 0.177, 0.25, 0.354, 0.5)
     use_descriptors: bool = True      # False: the MNIST variant of Appendix B
     pooling: str = "gaussian"         # Eq. (10) mask: "gaussian" (paper) or "softmax" (authors' code)
+    # Initial scale (batch-norm gamma) of the detector's raw scores R. With 1
+    # (the usual init) the softmax maps start nearly flat and sharpen only as
+    # gamma grows, which takes thousands of steps; short CPU runs start sharper.
+    detector_output_gain: float = 1.0
 
     def __post_init__(self):
         for name in ("detector", "descriptor", "decoder"):
@@ -76,6 +80,7 @@ class LandmarkDetector(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.network = Hourglass(config.channels, config.num_landmarks + 1, config.detector, output_norm=True)
+        nn.init.constant_(self.network.head[-1].weight, config.detector_output_gain)
 
     def forward(self, padded_images: torch.Tensor) -> Detection:
         raw_scores = self.network(padded_images)                       # (B, K+1, P, P), Eq. (1)
