@@ -14,9 +14,8 @@ import argparse
 import json
 import time
 
-from lmdis.cli import _parse_override, build_config
-from lmdis.data import MTFL_INTEROCULAR, InMemoryDataset, open_dataset
-from lmdis.evaluate import detect_all, mean_shape_report, regression_report
+from lmdis.cli import _parse_override, build_config, training_dataset
+from lmdis.evaluate import MTFLBenchmark
 from lmdis.train import Trainer
 
 
@@ -32,12 +31,9 @@ def main():
     args = parser.parse_args()
 
     config = build_config(args.preset, args.set)
-    options = {"image_size": config.model.image_size, "channels": config.model.channels}
-    train_images = InMemoryDataset(open_dataset("mtfl", args.data, split="training", **options))
-    labelled = InMemoryDataset(open_dataset("mtfl", args.data, split="training_clean", **options))
-    test = InMemoryDataset(open_dataset("mtfl", args.data, split="testing", **options))
-    floor = mean_shape_report(labelled.annotated_landmarks(), test.annotated_landmarks())
-    print(json.dumps({"mean_shape_nme_percent": round(floor["nme_percent"], 2)}), flush=True)
+    train_images = training_dataset(config, args.data, "mtfl")
+    benchmark = MTFLBenchmark(args.data, config.model.image_size, config.model.channels)
+    print(json.dumps({"mean_shape_nme_percent": round(benchmark.mean_shape_nme_percent(), 2)}), flush=True)
 
     trainer = Trainer(config, train_images, args.out, device=args.device, progress=False, resume=True,
                       log=lambda line: print(line, flush=True))
@@ -46,10 +42,7 @@ def main():
         started = time.perf_counter()
         trainer.fit(min(trainer.step + args.eval_every, config.train.steps))
         trained += time.perf_counter() - started
-        report = regression_report(detect_all(trainer.model, labelled, device=trainer.device),
-                                   labelled.annotated_landmarks(),
-                                   detect_all(trainer.model, test, device=trainer.device),
-                                   test.annotated_landmarks(), MTFL_INTEROCULAR)
+        report = benchmark.report(trainer.model, trainer.device)
         print(json.dumps({"step": trainer.step, "train_minutes": round(trained / 60, 1),
                           "nme_percent": round(report["nme_percent"], 2), "n_test": report["n_test"]}), flush=True)
 

@@ -129,22 +129,16 @@ def command_landmarks(args) -> int:
 
 
 def command_evaluate(args) -> int:
-    from lmdis.data import MTFL_INTEROCULAR, InMemoryDataset, open_dataset
-    from lmdis.evaluate import detect_all, mean_shape_report, regression_report
+    from lmdis.evaluate import MTFLBenchmark
     from lmdis.train import model_from_checkpoint, select_device
 
     if args.dataset != "mtfl":
         raise ValueError(f"evaluate supports --dataset mtfl for now, got {args.dataset!r}")
     device = select_device(args.device)
     model, config = model_from_checkpoint(args.checkpoint, device)
-    options = {"image_size": config.model.image_size, "channels": config.model.channels}
-    train = InMemoryDataset(open_dataset("mtfl", args.data, split="training_clean", **options))
-    test = InMemoryDataset(open_dataset("mtfl", args.data, split="testing", **options))
-    train_annotated, test_annotated = train.annotated_landmarks(), test.annotated_landmarks()
-    report = regression_report(detect_all(model, train, device=device), train_annotated,
-                               detect_all(model, test, device=device), test_annotated, MTFL_INTEROCULAR)
-    summary = {key: value for key, value in report.items() if key not in ("errors", "predicted")}
-    summary["mean_shape_nme_percent"] = mean_shape_report(train_annotated, test_annotated)["nme_percent"]
+    benchmark = MTFLBenchmark(args.data, config.model.image_size, config.model.channels)
+    summary = benchmark.report(model, device)
+    summary["mean_shape_nme_percent"] = benchmark.mean_shape_nme_percent()
     summary["checkpoint"] = str(args.checkpoint)
     print(json.dumps(summary))
     return 0

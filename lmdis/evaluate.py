@@ -82,3 +82,33 @@ def mean_shape_report(train_annotated, test_annotated, reference_points=(0, 1)) 
     predicted = np.repeat(mean, len(test_annotated), axis=0)
     errors = normalised_errors(predicted, test_annotated, reference_points)
     return {"nme_percent": float(100 * errors.mean()), "n_test": int(len(test_annotated))}
+
+
+class MTFLBenchmark:
+    """The MTFL protocol of Sec. 4.2, with its splits decoded once.
+
+    Fits the regressor on ``training_clean`` and tests on ``testing``; errors
+    are normalised by the inter-ocular distance. ``report(model)`` can be
+    called repeatedly (e.g. during training) without re-reading the images.
+    """
+
+    def __init__(self, root, image_size: int, channels: int = 3):
+        from lmdis.data import InMemoryDataset, open_dataset
+
+        options = {"image_size": image_size, "channels": channels}
+        self.labelled = InMemoryDataset(open_dataset("mtfl", root, split="training_clean", **options))
+        self.test = InMemoryDataset(open_dataset("mtfl", root, split="testing", **options))
+        self.labelled_annotated = self.labelled.annotated_landmarks()
+        self.test_annotated = self.test.annotated_landmarks()
+
+    def mean_shape_nme_percent(self) -> float:
+        return mean_shape_report(self.labelled_annotated, self.test_annotated)["nme_percent"]
+
+    def report(self, model, device="cpu") -> dict:
+        """JSON-ready: nme_percent, median_percent, n_train, n_test, K."""
+        from lmdis.data import MTFL_INTEROCULAR
+
+        report = regression_report(detect_all(model, self.labelled, device=device), self.labelled_annotated,
+                                   detect_all(model, self.test, device=device), self.test_annotated,
+                                   MTFL_INTEROCULAR)
+        return {key: value for key, value in report.items() if key not in ("errors", "predicted")}
