@@ -530,7 +530,7 @@ def shared_data_root() -> Path | None:
     repository root. Treat it as read-only.
     """
     configured = os.environ.get("LMDIS_SHARED_DATA")
-    root = Path(configured) if configured else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    root = Path(configured) if configured else Path(__file__).resolve().parents[3] / "shared" / "data"
     return root if root.is_dir() else None
 
 
