@@ -45,12 +45,17 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from lmdis.data.protocol import Protocol
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 MTFL_SPLITS = ("training", "training_clean", "testing")
 MTFL_POINT_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 MTFL_INTEROCULAR = (0, 1)  # indices of the two eyes: the error normaliser of Sec. 4.2
 MTFL_IMAGE_SIZE = 80  # the list files give pixel coordinates in these 80x80 crops
+MTFL_PROTOCOL = Protocol(dataset="mtfl", point_names=MTFL_POINT_NAMES, fit_split="training_clean",
+                         test_split="testing", normaliser="points", reference_points=MTFL_INTEROCULAR,
+                         image_size=MTFL_IMAGE_SIZE, padded_size=96)
 _MTFL_LINE_FORMAT = "'relative/path.jpg x1 x2 x3 x4 x5 y1 y2 y3 y4 y5' (a path, then 5 x's, then 5 y's)"
 
 MNIST_SIDE = 28
@@ -514,13 +519,40 @@ def _find_idx_pair(root: Path) -> tuple[Path, Path]:
 
 # --------------------------------------------------------------------------- by name
 
-DATASET_NAMES = ("mnist-embedded", "mnist", "mtfl", "folder")
+# Paper datasets (Sec. 4.1, App. G.1), one module each under lmdis/data/. A
+# module defines SPLITS (the first is the unsupervised training split),
+# PROTOCOL (a lmdis.data.protocol.Protocol, or None without annotations),
+# IMAGE_SIZE and open_split(root, split, image_size, channels) -> Dataset.
+PAPER_DATASETS = {  # name -> module under lmdis.data
+    "celeba": "celeba", "aflw": "aflw", "cat": "cats", "car": "cars",
+    "shoes": "shoes", "human": "human36m", "animal": "animals",
+}
+DATASET_NAMES = ("mnist-embedded", "mnist", "mtfl", "folder", *PAPER_DATASETS)
 _DEFAULTS = {  # name -> (image_size, channels)
     "mnist-embedded": (MNIST_SIDE, 1),
     "mnist": (MNIST_SIDE, 1),
     "mtfl": (MTFL_IMAGE_SIZE, 3),
     "folder": (80, 3),
 }
+
+
+def dataset_module(name: str):
+    """The module of a paper dataset (``PAPER_DATASETS``), imported on demand."""
+    import importlib
+
+    if name not in PAPER_DATASETS:
+        raise ValueError(f"{name!r} is not a paper dataset; expected one of {tuple(PAPER_DATASETS)}")
+    return importlib.import_module(f"lmdis.data.{PAPER_DATASETS[name]}")
+
+
+def dataset_protocol(name: str):
+    """The evaluation :class:`~lmdis.data.protocol.Protocol` of a dataset with annotations."""
+    if name == "mtfl":
+        return MTFL_PROTOCOL
+    protocol = dataset_module(name).PROTOCOL if name in PAPER_DATASETS else None
+    if protocol is None:
+        raise ValueError(f"dataset {name!r} has no annotated landmarks to evaluate against")
+    return protocol
 
 
 def shared_data_root() -> Path | None:
@@ -564,12 +596,22 @@ def open_dataset(name: str, root: str | os.PathLike | None = None, image_size: i
             matching folder of :func:`shared_data_root`.
         image_size, channels: default to the dataset's own (28 and 1 for
             MNIST, 80 and 3 otherwise).
-        split: MTFL only.
+        split: MTFL and the paper datasets (default: their training split).
     Raises:
         ValueError: an unknown name, or a split or CSV given to a dataset without them.
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}, expected one of {DATASET_NAMES}")
+    if name in PAPER_DATASETS:
+        if landmarks_csv is not None:
+            raise ValueError(f"landmarks_csv is only read by the 'folder' dataset, not {name!r}")
+        module = dataset_module(name)
+        if root is None:
+            raise ValueError(f"dataset {name!r} needs root=<the folder it was unpacked to>; see data/README.md")
+        split = split or module.SPLITS[0]
+        if split not in module.SPLITS:
+            raise ValueError(f"unknown {name} split {split!r}, expected one of {module.SPLITS}")
+        return module.open_split(root, split, image_size=image_size or module.IMAGE_SIZE, channels=channels or 3)
     if split is not None and name != "mtfl":
         raise ValueError(f"dataset {name!r} has no splits, got split={split!r} (only 'mtfl' has: {MTFL_SPLITS})")
     if landmarks_csv is not None and name != "folder":
