@@ -1,4 +1,4 @@
-"""Command line: ``python -m lmdis {train, landmarks, evaluate}``.
+"""Command line: ``python -m lmdis {train, landmarks, prepare, evaluate}``.
 
 The contract scripts rely on:
 
@@ -8,6 +8,9 @@ The contract scripts rely on:
 - ``landmarks --checkpoint FILE --images DIR_OR_FILES --out FILE.csv`` writes
   ``path,x1,y1,...,xK,yK`` per image in that image's own pixel coordinates
   (pixel centres at integers, 0-indexed);
+- ``prepare --dataset NAME --data ROOT --out DIR [--split S]`` writes the
+  prepared split (crops, resizing of Sec. 4.1 / App. G.1) as ``DIR/NNNNNN.png``
+  plus ``DIR/landmarks.csv``, readable as ``--dataset folder``;
 - ``evaluate --checkpoint FILE --dataset mtfl --data PATH`` prints JSON with
   ``nme_percent``, ``n_test`` and ``K`` (Sec. 4.2).
 """
@@ -57,13 +60,7 @@ def training_dataset(config: Config, data: str | None, dataset: str | None = Non
 
     name = dataset or config.train.dataset
     options = {"image_size": config.model.image_size, "channels": config.model.channels}
-    if name in ("mnist", "mnist-embedded", "mtfl", "folder"):
-        opened = open_dataset(name, root=data, **options)
-    else:
-        if data is None:
-            raise ValueError(f"preset dataset {name!r} has no reader yet; pass --dataset folder --data DIR")
-        opened = open_dataset("folder", root=data, **options)
-    return InMemoryDataset(opened)
+    return InMemoryDataset(open_dataset(name, root=data, **options))
 
 
 def save_landmark_figure(model, dataset, path: Path, count: int = 16) -> Path:
@@ -144,6 +141,16 @@ def command_evaluate(args) -> int:
     return 0
 
 
+def command_prepare(args) -> int:
+    from lmdis.data import export_image_folder, open_dataset
+
+    dataset = open_dataset(args.dataset, root=args.data, split=args.split, image_size=args.image_size)
+    summary = export_image_folder(dataset, args.out)
+    summary.update(dataset=args.dataset, split=args.split)
+    print(json.dumps(summary))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="lmdis", description=__doc__.split("\n")[0])
     commands = main.add_subparsers(dest="command", required=True)
@@ -151,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a landmark autoencoder")
     train.add_argument("--preset", required=True, help=f"one of: {', '.join(preset_names())}")
     train.add_argument("--data", help="data set root (not needed for the embedded MNIST)")
-    train.add_argument("--dataset", help="override the preset's data set: mnist-embedded, mnist, mtfl, folder")
+    train.add_argument("--dataset", help="override the preset's data set: mnist-embedded, mnist, mtfl, folder, celeba, aflw, ...")
     train.add_argument("--out", required=True, help="output folder for checkpoint.pt and landmarks.png")
     train.add_argument("--steps", type=int, help="total optimisation steps (default: the preset's)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
@@ -171,6 +178,14 @@ def parser() -> argparse.ArgumentParser:
     landmarks.add_argument("--device", default="auto")
     landmarks.add_argument("--batch-size", type=int, default=64)
     landmarks.set_defaults(handler=command_landmarks)
+
+    prepare = commands.add_parser("prepare", help="write a data set's prepared images and landmark CSV to a folder")
+    prepare.add_argument("--dataset", required=True, help="a name lmdis.data.open_dataset knows, e.g. celeba, aflw, cat")
+    prepare.add_argument("--data", help="root of the original distribution (see data/README.md)")
+    prepare.add_argument("--split", help="default: the data set's training split")
+    prepare.add_argument("--image-size", type=int, help="default: the data set's Table 6 size")
+    prepare.add_argument("--out", required=True, help="folder for NNNNNN.png and landmarks.csv")
+    prepare.set_defaults(handler=command_prepare)
 
     evaluate = commands.add_parser("evaluate", help="regress onto annotated landmarks (Sec. 4.2), print JSON")
     evaluate.add_argument("--checkpoint", required=True)

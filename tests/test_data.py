@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import json
 from pathlib import Path
 
 import numpy as np
@@ -530,3 +531,31 @@ def test_real_mnist_idx_t10k():
     assert len(dataset) == 10_000  # the train images are not shared, so the t10k pair is chosen
     assert np.bincount(dataset.labels).sum() == 10_000 and set(dataset.labels.tolist()) == set(range(10))
     assert dataset[0]["label"] == 7  # the first MNIST test digit
+
+
+def test_prepare_command_round_trips_through_the_folder_reader(tmp_path, capsys):
+    """`lmdis prepare` writes PNGs + CSV that the folder reader reads back unchanged."""
+    from lmdis.cli import main
+
+    root = make_mtfl(tmp_path / "mtfl")
+    rng = np.random.default_rng(3)
+    write_image(root / "AFLW/0001.jpg", rng.integers(0, 256, (80, 80, 3), dtype=np.uint8))
+    source = MTFLDataset(root, "testing", image_size=40)
+    assert main(["prepare", "--dataset", "mtfl", "--data", str(root), "--split", "testing",
+                 "--image-size", "40", "--out", str(tmp_path / "out")]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 2 and summary["split"] == "testing"
+    written = ImageFolderDataset(tmp_path / "out", image_size=40, landmarks_csv=summary["landmarks_csv"])
+    assert [Path(p).name for p in written.paths] == ["000000.png", "000001.png"]
+    for index in range(2):
+        expected = (source[index]["image"] * 255).round() / 255  # PNG keeps 8 bits exactly
+        torch.testing.assert_close(written[index]["image"], expected, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(written.annotated_landmarks(), source.annotated_landmarks(), atol=1e-5)
+    assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_prepare_command_names_a_missing_root(tmp_path, capsys):
+    from lmdis.cli import main
+
+    assert main(["prepare", "--dataset", "mtfl", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert "nowhere" in capsys.readouterr().err

@@ -630,6 +630,48 @@ def open_dataset(name: str, root: str | os.PathLike | None = None, image_size: i
     return ImageFolderDataset(root, landmarks_csv=landmarks_csv, **options)
 
 
+def export_image_folder(dataset: Dataset, out: str | os.PathLike, progress=None) -> dict:
+    """Writes a prepared dataset as PNGs plus ``landmarks.csv`` (the folder format).
+
+    ``out/000000.png, ...`` in item order, and, when the items carry
+    landmarks, ``out/landmarks.csv`` with ``path,x1,y1,...`` in the pixels of
+    the written images: ``open_dataset("folder", out, landmarks_csv=out /
+    "landmarks.csv")`` reads the same images and landmarks back. Each file is
+    written under a temporary name and renamed, so an interrupted export never
+    leaves a truncated image.
+
+    Returns:
+        ``{"images": n, "folder": out, "landmarks_csv": path or None}``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, width = [], len(str(max(len(dataset) - 1, 0)))
+    width = max(width, 6)
+    for index in range(len(dataset)):
+        item = dataset[index]
+        image = item["image"]
+        array = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        name = f"{index:0{width}d}.png"
+        temporary = out / (name + ".tmp")
+        Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(temporary, format="PNG")
+        os.replace(temporary, out / name)
+        if "landmarks" in item:
+            pixels = normalised_to_pixel(item["landmarks"].numpy().astype(np.float64), image.shape[2], image.shape[1])
+            rows.append([name, *[f"{value:.4f}" for value in pixels.reshape(-1)]])
+        if progress is not None:
+            progress(index + 1, len(dataset))
+    csv_path = None
+    if rows:
+        csv_path = out / "landmarks.csv"
+        count = (len(rows[0]) - 1) // 2
+        with open(csv_path.with_suffix(".csv.tmp"), "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", *[f"{axis}{k}" for k in range(1, count + 1) for axis in "xy"]])
+            writer.writerows(rows)
+        os.replace(csv_path.with_suffix(".csv.tmp"), csv_path)
+    return {"images": len(dataset), "folder": str(out), "landmarks_csv": None if csv_path is None else str(csv_path)}
+
+
 class InMemoryDataset(Dataset):
     """Decodes every item of ``dataset`` once and keeps the images as uint8.
 
