@@ -450,7 +450,12 @@ def test_mnist_from_csv_errors(tmp_path):
 # --------------------------------------------------------------------------- open_dataset
 
 def test_open_dataset_unknown_name():
-    with pytest.raises(ValueError, match=r"unknown dataset 'celeba'.*'mnist-embedded', 'mnist', 'mtfl', 'folder'"):
+    with pytest.raises(ValueError, match=r"unknown dataset 'celeb'.*'mnist-embedded', 'mnist', 'mtfl', 'folder', 'celeba'"):
+        open_dataset("celeb")
+
+
+def test_open_dataset_paper_dataset_needs_its_root():
+    with pytest.raises(ValueError, match=r"dataset 'celeba' needs root=.*data/README.md"):
         open_dataset("celeba")
 
 

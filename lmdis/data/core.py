@@ -198,6 +198,82 @@ def list_images(path_or_paths: str | os.PathLike | Sequence[str | os.PathLike]) 
     return [image for entry in path_or_paths for image in list_images(entry)]
 
 
+# --------------------------------------------------------------------------- crops
+
+def box_to_normalised(points_px, box: Sequence[float]) -> np.ndarray:
+    """Pixel coordinates of an original image -> normalised coordinates of a crop of it.
+
+    Args:
+        points_px: (..., 2) pixel (u, v) in the original image (centres at integers).
+        box: (left, top, right, bottom) of the crop in the original's pixel-EDGE
+            frame, where pixel u spans [u, u + 1] (so its centre is at u + 0.5).
+    Returns:
+        (..., 2) float64 normalised (x, y) in the crop, whatever size it is
+        resized to: x = (u + 0.5 - left) / (right - left), likewise y.
+    """
+    left, top, right, bottom = (float(value) for value in box)
+    points_px = np.asarray(points_px, dtype=np.float64)
+    return (points_px + 0.5 - np.array([left, top])) / np.array([right - left, bottom - top])
+
+
+def _edge_padded_region(image: Image.Image, x0: int, y0: int, x1: int, y1: int) -> Image.Image:
+    """Pixels [x0, x1) x [y0, y1) of ``image``; outside it, the nearest edge pixel is repeated."""
+    width, height = image.size
+    inner_x0, inner_y0 = min(max(x0, 0), width - 1), min(max(y0, 0), height - 1)
+    inner_x1, inner_y1 = max(min(x1, width), inner_x0 + 1), max(min(y1, height), inner_y0 + 1)
+    pixels = np.asarray(image.crop((inner_x0, inner_y0, inner_x1, inner_y1)))
+    padding = [(inner_y0 - y0, y1 - inner_y1), (inner_x0 - x0, x1 - inner_x1)] + [(0, 0)] * (pixels.ndim - 2)
+    padding = [(max(before, 0), max(after, 0)) for before, after in padding]
+    return Image.fromarray(np.pad(pixels, padding, mode="edge"))
+
+
+def load_crop(path: str | os.PathLike, box: Sequence[float], channels: int = 3,
+              size: int = 80) -> tuple[torch.Tensor, tuple[int, int]]:
+    """Reads the region ``box`` of an image file, resized to (size, size).
+
+    The region may extend past the image: outside, the edge pixels are
+    repeated (as Table 6 pads with edge values). Resampling is bilinear and
+    antialiased, with the pixel-centre alignment of :func:`box_to_normalised`,
+    so landmarks converted by it land on the same pixels.
+
+    Args:
+        path: any format PIL reads (pixels as stored, EXIF orientation ignored).
+        box: (left, top, right, bottom) in the pixel-edge frame of the file's
+            image (floats; right > left, bottom > top).
+        channels: 3 (grayscale repeated) or 1 (colour converted to luma).
+        size: the side of the square output.
+    Returns:
+        (image float32 (C, size, size) in [0, 1], original (width, height)).
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: unreadable file, an empty box, or a bad ``channels``/``size``.
+    """
+    _check_channels(channels)
+    _check_size(size)
+    left, top, right, bottom = (float(value) for value in box)
+    if not (math.isfinite(left + top + right + bottom) and right > left and bottom > top):
+        raise ValueError(f"crop box of {path} must have right > left and bottom > top, got {tuple(box)}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            if image.mode in ("I", "F") or image.mode.startswith("I;16"):
+                raise ValueError(f"pixel mode {image.mode!r} is not supported, expected an 8-bit image")
+            image = image.convert("L" if channels == 1 else "RGB")
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ValueError(f"cannot read image {path}: {error}") from error
+    # The antialiasing kernel reaches about one source pixel per output pixel past
+    # the box; reading that margin too keeps the result equal to resampling the
+    # whole (edge-padded) image.
+    margin = math.ceil(max(right - left, bottom - top) / size) + 1
+    x0, y0 = math.floor(left) - margin, math.floor(top) - margin
+    x1, y1 = math.ceil(right) + margin, math.ceil(bottom) + margin
+    region = _edge_padded_region(image, x0, y0, x1, y1)
+    resized = region.resize((size, size), Image.Resampling.BILINEAR,
+                            box=(left - x0, top - y0, right - x0, bottom - y0))
+    return _pil_to_tensor(resized, channels, None), image.size
+
 # --------------------------------------------------------------------------- image folders
 
 def _read_landmark_csv(csv_path: Path, root: Path, images: Sequence[Path]) -> np.ndarray:
