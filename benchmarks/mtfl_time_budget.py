@@ -15,7 +15,7 @@ import json
 import time
 
 from lmdis.cli import _parse_override, build_config, training_dataset
-from lmdis.evaluate import MTFLBenchmark
+from lmdis.evaluate import Benchmark
 from lmdis.train import Trainer
 
 
@@ -32,8 +32,8 @@ def main():
 
     config = build_config(args.preset, args.set)
     train_images = training_dataset(config, args.data, "mtfl")
-    benchmark = MTFLBenchmark(args.data, config.model.image_size, config.model.channels)
-    print(json.dumps({"mean_shape_nme_percent": round(benchmark.mean_shape_nme_percent(), 2)}), flush=True)
+    benchmark = Benchmark("mtfl", args.data, config.model.image_size, config.model.channels)
+    print(json.dumps({"mean_shape_nme_percent": round(benchmark.mean_shape_report()["nme_percent"], 2)}), flush=True)
 
     trainer = Trainer(config, train_images, args.out, device=args.device, progress=False, resume=True,
                       log=lambda line: print(line, flush=True))

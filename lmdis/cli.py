@@ -11,8 +11,11 @@ The contract scripts rely on:
 - ``prepare --dataset NAME --data ROOT --out DIR [--split S]`` writes the
   prepared split (crops, resizing of Sec. 4.1 / App. G.1) as ``DIR/NNNNNN.png``
   plus ``DIR/landmarks.csv``, readable as ``--dataset folder``;
-- ``evaluate --checkpoint FILE --dataset mtfl --data PATH`` prints JSON with
-  ``nme_percent``, ``n_test`` and ``K`` (Sec. 4.2).
+- ``evaluate --checkpoint FILE --dataset NAME --data PATH [--few-shot]
+  [--attributes] [--figure PNG]`` prints one JSON object with ``nme_percent``,
+  ``median_percent``, ``n_train``, ``n_test``, ``K``, ``normaliser``,
+  ``mean_shape_nme_percent`` (Sec. 4.2, App. C.2), and ``few_shot``
+  (App. F.1), ``attributes`` (Sec. 4.3) and ``figure`` when asked.
 """
 from __future__ import annotations
 
@@ -126,16 +129,31 @@ def command_landmarks(args) -> int:
 
 
 def command_evaluate(args) -> int:
-    from lmdis.evaluate import MTFLBenchmark
+    from lmdis.evaluate import Benchmark
     from lmdis.train import model_from_checkpoint, select_device
 
-    if args.dataset != "mtfl":
-        raise ValueError(f"evaluate supports --dataset mtfl for now, got {args.dataset!r}")
+    if args.few_shot_repeats < 1:
+        raise ValueError(f"--few-shot-repeats must be positive, got {args.few_shot_repeats}")
     device = select_device(args.device)
     model, config = model_from_checkpoint(args.checkpoint, device)
-    benchmark = MTFLBenchmark(args.data, config.model.image_size, config.model.channels)
-    summary = benchmark.report(model, device)
-    summary["mean_shape_nme_percent"] = benchmark.mean_shape_nme_percent()
+    # Each image is read once per split (twice for the figure's few): caching would not pay.
+    benchmark = Benchmark(args.dataset, args.data, config.model.image_size, config.model.channels, cache=False)
+    if args.attributes:
+        benchmark.attribute_labels("fit")  # fails before the slow part on data sets without attributes
+    discovered = benchmark.discover(model, device)
+    summary = benchmark.report(model, device, discovered)
+    summary["mean_shape_nme_percent"] = benchmark.mean_shape_report()["nme_percent"]
+    if args.few_shot:
+        summary["few_shot"] = benchmark.few_shot(discovered, repeats=args.few_shot_repeats, seed=args.seed)
+    if args.attributes:
+        summary["attributes"] = benchmark.attributes(discovered)
+    if args.figure:
+        figure = Path(args.figure)
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        benchmark.figure(discovered, figure)
+        grid = figure.with_name(f"{figure.stem}_discovered{figure.suffix or '.png'}")
+        save_landmark_figure(model, benchmark.test, grid)
+        summary["figure"], summary["landmark_figure"] = str(figure), str(grid)
     summary["checkpoint"] = str(args.checkpoint)
     print(json.dumps(summary))
     return 0
@@ -189,9 +207,17 @@ def parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="regress onto annotated landmarks (Sec. 4.2), print JSON")
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--dataset", default="mtfl")
-    evaluate.add_argument("--data", help="data set root (default: the shared data folder)")
+    evaluate.add_argument("--dataset", default="mtfl", help="a data set with annotated landmarks: mtfl, celeba, "
+                          "aflw, cat, car, human")
+    evaluate.add_argument("--data", help="data set root (MTFL: default the shared data folder)")
     evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--few-shot", action="store_true",
+                          help="add the error vs number of labelled images curve (App. F.1)")
+    evaluate.add_argument("--few-shot-repeats", type=int, default=10, help="random draws per size (default 10)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the few-shot draws")
+    evaluate.add_argument("--attributes", action="store_true",
+                          help="linear-SVM attribute recognition from the landmarks (Sec. 4.3, CelebA only)")
+    evaluate.add_argument("--figure", help="write a Figure 9 style PNG here (and FIGURE_discovered.png)")
     evaluate.set_defaults(handler=command_evaluate)
     return main
 

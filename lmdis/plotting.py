@@ -1,4 +1,5 @@
-"""Figures: landmarks drawn on images, one colour per landmark (Figure 2, 19 style).
+"""Figures: landmarks drawn on images, one colour per landmark (Figure 2, 19 style),
+and regressed annotated landmarks coloured by their error (Figure 9 style).
 
 Every function takes an optional ``ax`` (or writes a whole figure) and returns
 the figure. Landmarks come in the package convention (normalised ``(x, y)``,
@@ -65,3 +66,97 @@ def landmark_grid(images, landmarks, columns: int = 8, path: str | Path | None =
         figure.savefig(path, dpi=100)
         plt.close(figure)
     return figure
+
+
+def regression_figure(images, discovered, annotated, predicted, errors, columns: int = 4,
+                      path: str | Path | None = None, title: str | None = None, max_error: float | None = None,
+                      error_label: str = "error (%)", panel_inches: float = 2.2, dpi: int = 100,
+                      colour_map: str = "jet"):
+    """Prediction of annotated landmarks, as in Figure 9 (and 22).
+
+    Per image: coloured crosses = discovered landmarks (one colour per
+    landmark, as everywhere), red dots = annotated points, circles = regressed
+    points coloured by their error (one colour bar for the whole figure,
+    blue = small).
+
+    Args:
+        images: n images (C, H, W) or (H, W[, C]).
+        discovered: (n, K, 2); annotated, predicted: (n, M, 2), normalised.
+        errors: (n, M) normalised point errors (fractions, e.g. of the
+            inter-ocular distance); shown in % on the colour bar.
+        max_error: top of the colour scale in % (default: the largest shown).
+        panel_inches, dpi: the figure is ``panel_inches * (columns + 0.5)``
+            by ``panel_inches * rows`` inches, saved at ``dpi``.
+    Returns:
+        the figure (closed after saving when ``path`` is given).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    count = len(images)
+    if not (len(discovered) == len(annotated) == len(predicted) == len(errors) == count):
+        raise ValueError(f"regression_figure needs one entry per image: {count} images, {len(discovered)} "
+                         f"discovered, {len(annotated)} annotated, {len(predicted)} predicted, {len(errors)} errors")
+    percent = 100 * np.asarray(errors, np.float64)  # (n, M)
+    annotated, predicted = np.asarray(annotated), np.asarray(predicted)
+    if percent.shape != predicted.shape[:2] or annotated.shape != predicted.shape:
+        raise ValueError(f"annotated {annotated.shape}, predicted {predicted.shape} and errors {percent.shape} "
+                         f"must be (n, M, 2), (n, M, 2) and (n, M)")
+    scale = Normalize(0, max_error if max_error is not None else max(float(percent.max(initial=0)), 1e-9))
+    colours = plt.get_cmap(colour_map)
+    rows = (count + columns - 1) // columns
+    figure, axes = plt.subplots(rows, columns, squeeze=False,
+                                figsize=(panel_inches * (columns + 0.5), panel_inches * rows))
+    for index, ax in enumerate(axes.flat):
+        if index >= count:
+            ax.axis("off")
+            continue
+        show_landmarks(images[index], discovered[index], ax=ax, size=30)
+        height, width = _to_numpy_image(images[index]).shape[:2]
+        ax.scatter(annotated[index, :, 0] * width, annotated[index, :, 1] * height, c="red", s=10, zorder=3)
+        ax.scatter(predicted[index, :, 0] * width, predicted[index, :, 1] * height, s=45, facecolors="none",
+                   edgecolors=colours(scale(percent[index])), linewidths=1.5, zorder=4)
+        ax.set_title(f"{percent[index].mean():.1f}", fontsize=8)
+    figure.colorbar(ScalarMappable(scale, colours), ax=axes.ravel().tolist(), fraction=0.04, pad=0.02,
+                    label=error_label)
+    if title:
+        figure.suptitle(title)
+    if path is not None:
+        figure.savefig(path, dpi=dpi)
+        plt.close(figure)
+    return figure
+
+
+def show_confidence_maps(maps, landmarks=None, ax=None):
+    """Draw the channels of one image's confidence map, channel k in landmark k's colour.
+
+    Each channel is scaled to its own maximum and the colours are added, so
+    a peaked channel shows as a bright spot and a flat one as a faint wash.
+
+    Args:
+        maps: (K, H, W) non-negative maps of ONE image; pass ``D[b, :K]`` to
+            leave out the background channel (Eq. 2).
+        landmarks: optional (K, 2) normalised (x, y), drawn as dots in the
+            landmark colours with a white rim (a plain cross would vanish
+            into its own channel's colour).
+    Returns:
+        the figure.
+    """
+    values = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
+    if values.ndim != 3:
+        raise ValueError(f"maps must be (K, H, W) for one image, got shape {values.shape}")
+    peaks = values.reshape(len(values), -1).max(axis=1).clip(min=1e-12)
+    colours = landmark_colours(len(values))                                          # (K, 4)
+    picture = np.einsum("khw,kc->hwc", values / peaks[:, None, None], colours[:, :3])  # (H, W, 3)
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(3, 3))
+    show_landmarks(picture.clip(0, 1), np.zeros((0, 2)), ax=ax)
+    if landmarks is not None:
+        points = np.asarray(landmarks.detach().cpu() if isinstance(landmarks, torch.Tensor) else landmarks)
+        height, width = values.shape[1:]
+        ax.scatter(points[:, 0] * width, points[:, 1] * height, c=colours[: len(points)], s=30,
+                   edgecolors="white", linewidths=1)
+    return ax.figure

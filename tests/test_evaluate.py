@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lmdis.data import shared_data_root
 from lmdis.evaluate import apply_regressor, fit_regressor, mean_shape_report, normalised_errors, regression_report
@@ -46,15 +48,49 @@ def test_mean_shape_floor_by_hand():
     assert mean_shape_report(train, test)["nme_percent"] == pytest.approx(0.0)
 
 
+def untrained_checkpoint(path):
+    """A freshly initialised tiny model in the checkpoint format of lmdis.train."""
+    from test_train import tiny_config
+
+    from lmdis.model import LandmarkAutoencoder
+
+    config = tiny_config()
+    torch.manual_seed(0)
+    torch.save({"model": LandmarkAutoencoder(config.model).state_dict(), "config": config.to_dict(), "step": 0}, path)
+    return path
+
+
 @pytest.mark.skipif(shared_data_root() is None, reason="../shared/data (MTFL) not present")
 def test_evaluate_command_on_mtfl(tmp_path):
     from test_train import RandomImages, Trainer, run_cli, tiny_config
 
     Trainer(tiny_config(steps=3), RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None).fit()
+    figure = tmp_path / "figures" / "mtfl.png"
     result = run_cli("evaluate", "--checkpoint", str(tmp_path / "checkpoint.pt"), "--dataset", "mtfl",
-                     "--data", str(shared_data_root() / "mtfl"), "--device", "cpu")
+                     "--data", str(shared_data_root() / "mtfl"), "--device", "cpu", "--few-shot",
+                     "--few-shot-repeats", "3", "--figure", str(figure))
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["n_test"] == 2995 and summary["n_train"] == 7653 and summary["K"] == 3
     assert summary["mean_shape_nme_percent"] == pytest.approx(31.7, abs=0.1)
     assert 0 < summary["nme_percent"] < 100
+    assert summary["normaliser"] == "points" and summary["reference_points"] == ["left_eye", "right_eye"]
+    assert summary["M"] == 5 and not summary["flip_aware"]
+    curve = summary["few_shot"]
+    assert [point["n"] for point in curve] == [1, 5, 10, 50, 100, 200, 500, 7653]
+    assert [point["repeats"] for point in curve] == [3] * 7 + [1]
+    assert curve[-1]["mean"] == pytest.approx(summary["nme_percent"], rel=1e-9)
+    assert summary["figure"] == str(figure) and figure.is_file()
+    assert Path(summary["landmark_figure"]).is_file()
+
+
+def test_evaluate_command_refuses_data_without_annotations_or_attributes(tmp_path):
+    from test_train import run_cli
+
+    checkpoint = str(untrained_checkpoint(tmp_path / "checkpoint.pt"))
+    result = run_cli("evaluate", "--checkpoint", checkpoint, "--dataset", "mnist-embedded", "--device", "cpu")
+    assert result.returncode == 2 and "no annotated landmarks" in result.stderr and not result.stdout
+    if shared_data_root() is not None:
+        result = run_cli("evaluate", "--checkpoint", checkpoint, "--dataset", "mtfl", "--attributes",
+                         "--data", str(shared_data_root() / "mtfl"), "--device", "cpu")
+        assert result.returncode == 2 and "no attribute labels" in result.stderr and not result.stdout
