@@ -128,11 +128,13 @@ def regression_figure(images, discovered, annotated, predicted, errors, columns:
     return figure
 
 
-def show_confidence_maps(maps, landmarks=None, ax=None):
+def show_confidence_maps(maps, landmarks=None, ax=None, normalise: bool = True):
     """Draw the channels of one image's confidence map, channel k in landmark k's colour.
 
-    Each channel is scaled to its own maximum and the colours are added, so
-    a peaked channel shows as a bright spot and a flat one as a faint wash.
+    With ``normalise`` each channel is scaled to its own maximum, so a peaked
+    channel shows as a bright spot and a flat one as a faint wash; without,
+    the values (in [0, 1], e.g. softmax maps) are drawn as they are. The
+    colours are added.
 
     Args:
         maps: (K, H, W) non-negative maps of ONE image; pass ``D[b, :K]`` to
@@ -146,9 +148,10 @@ def show_confidence_maps(maps, landmarks=None, ax=None):
     values = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
     if values.ndim != 3:
         raise ValueError(f"maps must be (K, H, W) for one image, got shape {values.shape}")
-    peaks = values.reshape(len(values), -1).max(axis=1).clip(min=1e-12)
+    if normalise:
+        values = values / values.reshape(len(values), -1).max(axis=1).clip(min=1e-12)[:, None, None]
     colours = landmark_colours(len(values))                                          # (K, 4)
-    picture = np.einsum("khw,kc->hwc", values / peaks[:, None, None], colours[:, :3])  # (H, W, 3)
+    picture = np.einsum("khw,kc->hwc", values, colours[:, :3])                       # (H, W, 3)
     if ax is None:
         import matplotlib.pyplot as plt
 

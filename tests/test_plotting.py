@@ -1,0 +1,42 @@
+"""Tests of lmdis.plotting: figures come back, pixels land where the convention says."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+
+from lmdis.plotting import landmark_colours, show_confidence_maps
+
+
+def test_show_confidence_maps_colours_each_channel():
+    maps = torch.zeros(3, 5, 7)
+    maps[1, 2, 4] = 0.25  # a one-hot channel: its peak takes landmark 1's colour at full strength
+    figure, axes = plt.subplots(1, 2)
+    returned = show_confidence_maps(maps, torch.tensor([[0.1, 0.1], [4.5 / 7, 2.5 / 5], [0.9, 0.9]]), ax=axes[0])
+    assert returned is figure
+    picture = np.asarray(axes[0].images[0].get_array())
+    assert picture.shape == (5, 7, 3)
+    np.testing.assert_allclose(picture[2, 4], landmark_colours(3)[1, :3])
+    assert picture.sum() == pytest.approx(landmark_colours(3)[1, :3].sum())
+    offsets = axes[0].collections[-1].get_offsets()
+    np.testing.assert_allclose(offsets[1], [4.5, 2.5])  # pixel-centre convention: (u + 0.5, v + 0.5)
+    assert not axes[1].images and not axes[1].collections
+    plt.close(figure)
+
+
+def test_show_confidence_maps_draws_raw_values_without_normalising():
+    maps = torch.zeros(2, 4, 5)
+    maps[0, 1, 2] = 0.5
+    figure = show_confidence_maps(maps, normalise=False)
+    picture = np.asarray(figure.axes[0].images[0].get_array())
+    np.testing.assert_allclose(picture[1, 2], 0.5 * landmark_colours(2)[0, :3], rtol=1e-6)
+    plt.close(figure)
+
+
+def test_show_confidence_maps_without_landmarks_and_bad_shape():
+    figure = show_confidence_maps(np.ones((2, 4, 4)))
+    assert len(figure.axes) == 1
+    plt.close(figure)
+    with pytest.raises(ValueError, match=r"\(K, H, W\)"):
+        show_confidence_maps(torch.ones(1, 2, 4, 4))
