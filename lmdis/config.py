@@ -44,6 +44,7 @@ class TrainConfig:
     landmark_tps_warmup: int = 5_000    # grid control points only before this step
     brightness_jitter: float = 0.1      # additive, uniform in +-value (colour images)
     contrast_jitter: float = 0.1        # multiplicative about the mean, 1 +- value
+    zoom_range: tuple[float, float] = (1.0, 1.0)  # random zoom-in (lmdis.train.random_zoom); (1, 1) = off, as in the paper
     bn_recompute_images: int = 500 * 16  # images for the batch-norm statistics (G.3)
     log_every: int = 50
     checkpoint_every: int = 500
@@ -83,7 +84,7 @@ class Config:
         config = cls(**kwargs)
         for section in ("loss", "train"):
             part = getattr(config, section)
-            for name in ("recon_increase_steps", "lr_decay_steps"):
+            for name in ("recon_increase_steps", "lr_decay_steps", "zoom_range"):
                 if hasattr(part, name):
                     setattr(part, name, tuple(getattr(part, name)))
         return config

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import math
+
 import pytest
 import torch
 
@@ -242,3 +244,29 @@ def test_cli_landmarks_corrupt_image_is_named(tmp_path):
     result = run_cli("landmarks", "--checkpoint", str(tmp_path / "run" / "checkpoint.pt"),
                      "--images", str(broken), "--out", str(tmp_path / "x.csv"), "--device", "cpu")
     assert result.returncode == 2 and "broken.png" in result.stderr
+
+
+def test_random_zoom_samples_the_window_bilinearly():
+    """On a horizontal ramp f(x) = x, bilinear sampling is exact: pixel u of the
+    output shows x = left + side * (u + 0.5) / W of the input window."""
+    from lmdis.train import random_zoom
+
+    width = 16
+    ramp = ((torch.arange(width) + 0.5) / width).expand(2, 1, width, width).clone()
+    generator = torch.Generator().manual_seed(5)
+    zoomed = random_zoom(ramp, (1.5, 2.5), generator)
+    replay = torch.Generator().manual_seed(5)
+    log_zoom = math.log(1.5) + torch.rand(2, generator=replay) * (math.log(2.5) - math.log(1.5))
+    side = torch.exp(-log_zoom)
+    centre = side[:, None] / 2 + torch.rand(2, 2, generator=replay) * (1 - side[:, None])
+    for b in range(2):
+        left = centre[b, 0] - side[b] / 2
+        expected = left + side[b] * (torch.arange(width) + 0.5) / width
+        # the ramp is exact inside the outermost half pixels (border replication beyond)
+        inner = (expected > 0.5 / width) & (expected < 1 - 0.5 / width)
+        torch.testing.assert_close(zoomed[b, 0, 3][inner], expected[inner], atol=1e-5, rtol=0)
+        assert 1.5 - 1e-6 <= 1 / side[b] <= 2.5 + 1e-6
+    with pytest.raises(ValueError, match="zoom_range"):
+        random_zoom(ramp, (0.5, 2.0), generator)
+    same = random_zoom(ramp, (1.0, 1.0), torch.Generator().manual_seed(0))
+    torch.testing.assert_close(same, ramp, atol=1e-6, rtol=0)
