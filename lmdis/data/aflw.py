@@ -50,10 +50,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from lmdis.data.core import _check_channels, _check_size, box_to_normalised, load_crop
+from lmdis.data.core import CroppedDataset, _check_channels, _check_size, box_to_normalised
 from lmdis.data.protocol import Protocol
 
 SPLITS = ("train", "test")
@@ -199,7 +197,7 @@ def _select_split(root: Path, split: str, faces: list[dict]) -> list[dict]:
     return chosen
 
 
-class AFLWDataset(Dataset):
+class AFLWDataset(CroppedDataset):
     """AFLW faces cropped as in App. G.1, with the 5 protocol landmarks.
 
     Args:
@@ -230,17 +228,6 @@ class AFLWDataset(Dataset):
         self.split = split
         self.image_size = image_size
         self.channels = channels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict:
-        image, _ = load_crop(self.paths[index], self.boxes[index], self.channels, self.image_size)
-        return {"image": image, "index": index, "landmarks": torch.from_numpy(self._landmarks[index])}
-
-    def annotated_landmarks(self) -> np.ndarray:
-        """(n, 5, 2) float32 normalised landmarks of every face, in item order."""
-        return self._landmarks.copy()
 
 
 def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE, channels: int = 3) -> AFLWDataset:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from lmdis.data.core import _check_channels, _check_size, _no_annotations, load_crop
+from lmdis.data.core import CroppedDataset, _check_channels, _check_size
 
 SPLITS = ("train",)
 IMAGE_SIZE = 64  # Table 6: 64x64, padded to 80x80
@@ -85,7 +85,7 @@ def read_boxes(boxes_path: Path) -> list[tuple[str, tuple[float, float, float, f
     return entries
 
 
-class AwAAnimalsDataset(Dataset):
+class AwAAnimalsDataset(CroppedDataset):
     """Left- and right-facing animals of AwA, square-cropped and all facing left (see the module docstring).
 
     Args:
@@ -122,22 +122,10 @@ class AwAAnimalsDataset(Dataset):
             flipped.append(facing == "right")
         if not self.paths:
             raise ValueError(f"{self.root / BOXES_FILE} has no left- or right-facing animal of the classes {classes}")
-        self._boxes = np.asarray(boxes, dtype=np.float64)  # (n, 4) square, pixel-edge frame
+        self.boxes = np.asarray(boxes, dtype=np.float64)  # (n, 4) square, pixel-edge frame
         self.flipped = np.asarray(flipped, dtype=bool)
         self.split, self.image_size, self.channels = split, image_size, channels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict:
-        image, _ = load_crop(self.paths[index], self._boxes[index], self.channels, self.image_size)
-        if self.flipped[index]:
-            image = image.flip(-1)
-        return {"image": image, "index": index}
-
-    def annotated_landmarks(self) -> np.ndarray:
-        """Always raises: the AwA animals have boxes, not landmarks."""
-        raise _no_annotations(self, "AwA animals have bounding boxes only")
+        self.annotation_hint = "AwA animals have bounding boxes only"
 
 
 def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE, channels: int = 3) -> Dataset:

@@ -46,10 +46,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
-from lmdis.data.core import _check_channels, _check_size, box_to_normalised, load_crop
+from lmdis.data.core import CroppedDataset, _check_channels, _check_size, box_to_normalised
 from lmdis.data.protocol import Protocol
 
 SPLITS = ("train", "test")
@@ -195,7 +194,7 @@ def read_profile_cars(mat_path: Path, tolerance: float = AZIMUTH_TOLERANCE):
 
 # --------------------------------------------------------------------------- dataset
 
-class PascalCarsDataset(Dataset):
+class PascalCarsDataset(CroppedDataset):
     """Profile cars of PASCAL3D+ with their 6 side landmarks (see the module docstring).
 
     Args:
@@ -242,24 +241,11 @@ class PascalCarsDataset(Dataset):
         if not self.paths:
             raise ValueError(f"no profile car (azimuth within {tolerance} deg of 90/270, six anchors of one side "
                              f"visible) in the {split!r} split under {self.root / 'Annotations'}")
-        self._boxes = np.asarray(boxes, dtype=np.float64)  # (n, 4) pixel-edge frame of the originals
+        self.boxes = np.asarray(boxes, dtype=np.float64)  # (n, 4) pixel-edge frame of the originals
         self._landmarks = np.stack(landmarks).astype(np.float32)  # (n, 6, 2)
         front_x, back_x = self._landmarks[:, 0, 0], self._landmarks[:, 1, 0]
         self.flipped = (front_x > back_x) if face_left else np.zeros(len(self.paths), dtype=bool)
         self._landmarks[self.flipped, :, 0] = 1.0 - self._landmarks[self.flipped, :, 0]  # mirror: x -> 1 - x
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict:
-        image, _ = load_crop(self.paths[index], self._boxes[index], self.channels, self.image_size)
-        if self.flipped[index]:
-            image = image.flip(-1)
-        return {"image": image, "index": index, "landmarks": torch.from_numpy(self._landmarks[index].copy())}
-
-    def annotated_landmarks(self) -> np.ndarray:
-        """(n, 6, 2) float32 normalised landmarks of every crop, in item order."""
-        return self._landmarks.copy()
 
 
 def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE, channels: int = 3) -> Dataset:

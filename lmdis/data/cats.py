@@ -46,10 +46,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from lmdis.data.core import _check_channels, _check_size, box_to_normalised, load_crop
+from lmdis.data.core import CroppedDataset, _check_channels, _check_size, box_to_normalised
 from lmdis.data.protocol import Protocol
 
 SPLITS = ("train", "test")
@@ -149,7 +147,7 @@ def _split_images(root: Path, split: str, annotated: list[str]) -> list[str]:
     return [name for name in annotated if name not in test]
 
 
-class CatHeadDataset(Dataset):
+class CatHeadDataset(CroppedDataset):
     """Cat heads cropped from their landmarks (App. G.1), with the 9 annotated points.
 
     Args:
@@ -190,17 +188,6 @@ class CatHeadDataset(Dataset):
         self.split = split
         self.image_size = image_size
         self.channels = channels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict:
-        image, _ = load_crop(self.paths[index], self.boxes[index], self.channels, self.image_size)
-        return {"image": image, "index": index, "landmarks": torch.from_numpy(self._landmarks[index])}
-
-    def annotated_landmarks(self) -> np.ndarray:
-        """(n, 9, 2) float32 normalised landmarks of every head, in item order (all 9; see ``PROTOCOL``)."""
-        return self._landmarks.copy()
 
 
 def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE,

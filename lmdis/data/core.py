@@ -329,6 +329,43 @@ def _no_annotations(dataset: Dataset, hint: str) -> ValueError:
     return ValueError(f"{type(dataset).__name__} has no landmark annotations ({hint})")
 
 
+class CroppedDataset(Dataset):
+    """Items cut from original images by per-item boxes (the paper data sets' preparation).
+
+    Subclasses fill, in ``__init__``: ``paths`` (original image files),
+    ``boxes`` ((n, 4) crop boxes, pixel-edge frame, see :func:`load_crop`),
+    ``image_size``, ``channels``, optionally ``_landmarks`` ((n, N, 2)
+    normalised in the crop, already mirrored for flipped items) and
+    ``flipped`` ((n,) bool: mirror the crop horizontally).
+    """
+
+    paths: list[str]
+    boxes: Sequence
+    image_size: int
+    channels: int
+    _landmarks: np.ndarray | None = None
+    flipped: np.ndarray | None = None
+    annotation_hint = "this data set has no landmark annotations"
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        image, _ = load_crop(self.paths[index], self.boxes[index], self.channels, self.image_size)
+        if self.flipped is not None and self.flipped[index]:
+            image = image.flip(-1)
+        item = {"image": image, "index": index}
+        if self._landmarks is not None:
+            item["landmarks"] = torch.from_numpy(self._landmarks[index].copy())
+        return item
+
+    def annotated_landmarks(self) -> np.ndarray:
+        """(n, N, 2) float32 normalised landmarks of every item, in item order."""
+        if self._landmarks is None:
+            raise _no_annotations(self, self.annotation_hint)
+        return self._landmarks.copy()
+
+
 class ImageFolderDataset(Dataset):
     """Every image under ``root``, optionally with landmarks from a CSV.
 
