@@ -341,7 +341,9 @@ def few_shot_curve(train_discovered, train_annotated, test_discovered, test_anno
 
     Returns:
         one dict per size, ascending: ``n``, ``repeats``, and the test NME in %
-        over the draws: ``mean``, ``std``, ``min``, ``max``.
+        over the draws: ``mean``, ``std``, ``min``, ``max``; and the floor on
+        the same draws, the mean shape of the n images predicted for every
+        test image: ``mean_shape_mean``, ``mean_shape_std``.
     """
     train_discovered = np.asarray(train_discovered, np.float64)
     train_annotated = np.asarray(train_annotated, np.float64)
@@ -356,15 +358,17 @@ def few_shot_curve(train_discovered, train_annotated, test_discovered, test_anno
     for size in sorted({int(size) for size in sizes if int(size) < available}) + [available]:
         generator = np.random.default_rng([seed, size])
         draws = 1 if size == available else repeats
-        results = []
+        results, floors = [], []
         for _ in range(draws):
             chosen = np.sort(generator.choice(available, size, replace=False))
             report = regression_report(train_discovered[chosen], train_annotated[chosen], test_discovered,
                                        test_annotated, **options)
             results.append(report["nme_percent"])
-        results = np.asarray(results)
+            floors.append(mean_shape_report(train_annotated[chosen], test_annotated, **options)["nme_percent"])
+        results, floors = np.asarray(results), np.asarray(floors)
         curve.append({"n": size, "repeats": draws, "mean": float(results.mean()), "std": float(results.std()),
-                      "min": float(results.min()), "max": float(results.max())})
+                      "min": float(results.min()), "max": float(results.max()),
+                      "mean_shape_mean": float(floors.mean()), "mean_shape_std": float(floors.std())})
     return curve
 
 

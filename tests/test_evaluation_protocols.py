@@ -153,7 +153,7 @@ def test_few_shot_draws_are_reproducible_from_the_seed():
     assert first != few_shot_curve(*args, sizes=(5, 20), repeats=4, seed=8, **BY_SIDE)
     # the 5-image draws, rebuilt by hand from the documented generator
     generator = np.random.default_rng([7, 5])
-    by_hand = []
+    by_hand, floors = [], []
     for _ in range(4):
         chosen = np.sort(generator.choice(200, 5, replace=False))
         inputs = (discovered[chosen] - 0.5).reshape(5, 10)
@@ -161,8 +161,12 @@ def test_few_shot_draws_are_reproducible_from_the_seed():
         predicted = ((discovered[200:] - 0.5).reshape(100, 10) @ weights).reshape(100, 3, 2) + 0.5
         errors = np.linalg.norm(predicted - annotated[200:], axis=-1).mean(axis=1)
         by_hand.append(100 * np.mean(errors))  # in % of the image side
+        mean_shape = annotated[chosen].mean(axis=0)  # the floor on the same draw
+        floors.append(100 * np.linalg.norm(mean_shape - annotated[200:], axis=-1).mean())
     assert first[0]["mean"] == pytest.approx(np.mean(by_hand), rel=1e-8)
     assert first[0]["max"] == pytest.approx(np.max(by_hand), rel=1e-8)
+    assert first[0]["mean_shape_mean"] == pytest.approx(np.mean(floors), rel=1e-8)
+    assert first[0]["mean_shape_std"] == pytest.approx(np.std(floors), rel=1e-8)
 
 
 def test_underdetermined_fit_is_the_minimum_norm_solution():
