@@ -22,8 +22,11 @@ def landmark_colours(count: int) -> np.ndarray:
 
 
 def _to_numpy_image(image) -> np.ndarray:
+    """(H, W) or (H, W, C) numpy for imshow: tensors are (C, H, W), numpy arrays (H, W, C)
+    unless their last axis cannot be channels."""
+    channels_first = isinstance(image, torch.Tensor) or (np.ndim(image) == 3 and np.shape(image)[-1] not in (1, 3, 4))
     image = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
-    if image.ndim == 3 and image.shape[0] in (1, 3):
+    if image.ndim == 3 and channels_first and image.shape[0] in (1, 3):
         image = image.transpose(1, 2, 0)
     return image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
 

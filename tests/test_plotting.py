@@ -40,3 +40,15 @@ def test_show_confidence_maps_without_landmarks_and_bad_shape():
     plt.close(figure)
     with pytest.raises(ValueError, match=r"\(K, H, W\)"):
         show_confidence_maps(torch.ones(1, 2, 4, 4))
+
+
+def test_images_three_pixels_high_keep_their_layout():
+    from lmdis.plotting import _to_numpy_image
+
+    tensor = torch.arange(3 * 3 * 5, dtype=torch.float32).reshape(3, 3, 5)   # (C, H, W), H = 3
+    np.testing.assert_array_equal(_to_numpy_image(tensor), tensor.numpy().transpose(1, 2, 0))
+    array = np.arange(3 * 5 * 3, dtype=np.float32).reshape(3, 5, 3)          # (H, W, C), H = 3
+    np.testing.assert_array_equal(_to_numpy_image(array), array)
+    chw = np.zeros((3, 8, 6))                                                # numpy (C, H, W)
+    assert _to_numpy_image(chw).shape == (8, 6, 3)
+    assert _to_numpy_image(torch.zeros(1, 4, 4)).shape == (4, 4)
