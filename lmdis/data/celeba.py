@@ -41,10 +41,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from lmdis.data.core import _check_channels, _check_size, box_to_normalised, load_crop
+from lmdis.data.core import CroppedDataset, _check_channels, _check_size, box_to_normalised
 from lmdis.data.protocol import Protocol
 
 SPLITS = ("train", "mafl-train", "mafl-test")
@@ -194,7 +192,7 @@ def _split_names(root: Path, split: str, annotated: dict[str, int]) -> list[str]
     return [name for name in annotated if partition.get(name) == TRAIN_PARTITION and name not in mafl_test]
 
 
-class CelebADataset(Dataset):
+class CelebADataset(CroppedDataset):
     """CelebA aligned faces, prepared as in App. G.1, with their 5 landmarks.
 
     Args:
@@ -227,24 +225,12 @@ class CelebADataset(Dataset):
         pixels = points[rows].reshape(len(rows), len(POINT_NAMES), 2)  # (n, 5, 2) in the 178x218 image
         self._landmarks = box_to_normalised(pixels, CROP_BOX).astype(np.float32)
         self.paths = [str(image_folder / name) for name in self.file_names]
+        self.boxes = [CROP_BOX] * len(self.paths)
+        self.expected_original_size = ALIGNED_SIZE
+        self.original_size_hint = "(the aligned images of img_align_celeba)"
         self.split = split
         self.image_size = image_size
         self.channels = channels
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, index: int) -> dict:
-        path = self.paths[index]
-        image, original_size = load_crop(path, CROP_BOX, self.channels, self.image_size)
-        if original_size != ALIGNED_SIZE:
-            raise ValueError(f"CelebA image {path} is {original_size[0]}x{original_size[1]}, expected the aligned "
-                             f"{ALIGNED_SIZE[0]}x{ALIGNED_SIZE[1]} images of img_align_celeba")
-        return {"image": image, "index": index, "landmarks": torch.from_numpy(self._landmarks[index])}
-
-    def annotated_landmarks(self) -> np.ndarray:
-        """(n, 5, 2) float32 normalised landmarks of every face, in item order."""
-        return self._landmarks.copy()
 
     def attributes(self) -> tuple[list[str], np.ndarray]:
         """The 40 CelebA attributes of every face (Sec. 4.3), from ``list_attr_celeba.txt``.

@@ -346,12 +346,19 @@ class CroppedDataset(Dataset):
     _landmarks: np.ndarray | None = None
     flipped: np.ndarray | None = None
     annotation_hint = "this data set has no landmark annotations"
+    expected_original_size: tuple[int, int] | None = None  # (width, height) every original must have
+    original_size_hint = ""
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict:
-        image, _ = load_crop(self.paths[index], self.boxes[index], self.channels, self.image_size)
+        path = self.paths[index]
+        image, original_size = load_crop(path, self.boxes[index], self.channels, self.image_size)
+        expected = self.expected_original_size
+        if expected is not None and tuple(original_size) != tuple(expected):
+            raise ValueError(f"image {path} is {original_size[0]}x{original_size[1]}, expected "
+                             f"{expected[0]}x{expected[1]} {self.original_size_hint}".rstrip())
         if self.flipped is not None and self.flipped[index]:
             image = image.flip(-1)
         item = {"image": image, "index": index}
@@ -758,8 +765,7 @@ def export_image_folder(dataset: Dataset, out: str | os.PathLike, progress=None)
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows, width = [], len(str(max(len(dataset) - 1, 0)))
-    width = max(width, 6)
+    rows, width = [], max(6, len(str(len(dataset) - 1)))
     for index in range(len(dataset)):
         item = dataset[index]
         image = item["image"]
