@@ -86,8 +86,17 @@ class Config:
             part = getattr(config, section)
             for name in ("recon_increase_steps", "lr_decay_steps", "zoom_range"):
                 if hasattr(part, name):
-                    setattr(part, name, tuple(getattr(part, name)))
+                    setattr(part, name, _number_tuple(f"{section}.{name}", getattr(part, name)))
+        if len(config.train.zoom_range) != 2:
+            raise ValueError(f"train.zoom_range must be two numbers [low, high], got {list(config.train.zoom_range)}")
         return config
+
+
+def _number_tuple(name: str, value) -> tuple:
+    """A list of numbers as a tuple; a string such as ``"1,1"`` is an error naming the setting."""
+    if isinstance(value, (str, bytes)) or not all(isinstance(v, (int, float)) for v in value):
+        raise ValueError(f"{name} must be a list of numbers such as [1.0, 1.6], got {value!r}")
+    return tuple(value)
 
 
 # Table 7: (K, 1st/2nd LR decay, initial lambda_recon, 1st/2nd increase,

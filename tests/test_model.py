@@ -130,3 +130,20 @@ def test_from_dict_rejects_unknown_keys():
     values["optimiser"] = {}
     with pytest.raises(ValueError, match="optimiser"):
         Config.from_dict(values)
+
+
+def test_from_dict_rejects_schedules_that_are_not_number_lists():
+    # "--set train.zoom_range=1,1" arrives as the string "1,1": an error naming the setting, not a crash at step 0.
+    values = preset("mtfl-cpu").to_dict()
+    values["train"]["zoom_range"] = "1,1"
+    with pytest.raises(ValueError, match=r"train\.zoom_range.*\[1\.0, 1\.6\]"):
+        Config.from_dict(values)
+    values["train"]["zoom_range"] = [1.0, 1.2, 1.4]
+    with pytest.raises(ValueError, match="two numbers"):
+        Config.from_dict(values)
+    values = preset("mtfl-cpu").to_dict()
+    values["loss"]["recon_increase_steps"] = ["3000"]
+    with pytest.raises(ValueError, match="loss.recon_increase_steps"):
+        Config.from_dict(values)
+    values["loss"]["recon_increase_steps"] = [3000, 6000]
+    assert Config.from_dict(values).loss.recon_increase_steps == (3000, 6000)
