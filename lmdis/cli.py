@@ -62,7 +62,9 @@ def training_dataset(config: Config, data: str | None, dataset: str | None = Non
     from lmdis.data import InMemoryDataset, open_dataset
 
     name = dataset or config.train.dataset
-    options = {"image_size": config.model.image_size, "channels": config.model.channels}
+    from lmdis.train import context_size
+
+    options = {"image_size": context_size(config), "channels": config.model.channels}
     return InMemoryDataset(open_dataset(name, root=data, **options))
 
 
@@ -72,6 +74,11 @@ def save_landmark_figure(model, dataset, path: Path, count: int = 16) -> Path:
     # Evenly spaced items: sorted data sets (MNIST by digit) show their variety.
     indices = torch.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().long().tolist()
     images = torch.stack([dataset[i]["image"] for i in indices])
+    size = model.config.image_size
+    if images.shape[-1] != size:  # loaded with train.warp_context: show the training view
+        from lmdis.tps import centre_crop
+
+        images = centre_crop(images, size)
     with torch.no_grad():
         landmarks = model.eval().detect(images.to(next(model.parameters()).device)).cpu()
     landmark_grid(images, landmarks, path=path, title="discovered landmarks")

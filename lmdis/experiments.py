@@ -36,7 +36,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from lmdis.config import Config
-from lmdis.tps import TransformConfig, apply_transform, sample_random_transform, warp_images
+from lmdis.tps import TransformConfig, apply_transform, centre_crop, sample_random_transform, warp_images
 from lmdis.train import LOSS_TERMS, Trainer, load_checkpoint
 
 DEFAULT_RUNS_ROOT = Path("runs") / "zoo"   # relative to the working directory; runs/ is git-ignored
@@ -371,7 +371,9 @@ def _decoded_dataset(config: Config, data: str | None) -> Dataset:
     """The decoded training data, kept for the next split (a notebook splits the same data several times)."""
     from lmdis.cli import training_dataset
 
-    key = (config.train.dataset, data, config.model.image_size, config.model.channels)
+    from lmdis.train import context_size
+
+    key = (config.train.dataset, data, context_size(config), config.model.channels)
     if key not in _DECODED:
         _DECODED.clear()  # one data set at a time: MNIST is 4 MB, a face set much more
         _DECODED[key] = training_dataset(config, data)
@@ -398,4 +400,22 @@ def split_data(config: Config, data: str | Path | None = None, digits=None, held
         tag += "-digits" + "".join(str(d) for d in sorted(wanted))
     held_out = indices[::held_out_every]
     training = [index for position, index in enumerate(indices) if position % held_out_every]
-    return DataSplit(Subset(dataset, training), Subset(dataset, held_out), f"{tag}-holdout{held_out_every}")
+    held_out_set = Subset(dataset, held_out)
+    if config.train.warp_context:  # loaded with surroundings for the warps: hold out the training view
+        held_out_set = CentreCropped(held_out_set, config.model.image_size)
+    return DataSplit(Subset(dataset, training), held_out_set, f"{tag}-holdout{held_out_every}")
+
+
+class CentreCropped(Dataset):
+    """Items of ``dataset`` with their ``"image"`` cropped to the central ``size`` x ``size``."""
+
+    def __init__(self, dataset: Dataset, size: int):
+        self.dataset, self.size = dataset, size
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        item = dict(self.dataset[index])
+        item["image"] = centre_crop(item["image"][None], self.size)[0]
+        return item

@@ -101,21 +101,40 @@ def apply_transform(points: torch.Tensor, transform: RandomTransform) -> torch.T
     return rotated + 0.5 + transform.translation[:, None, :]
 
 
-def warp_images(images: torch.Tensor, transform: RandomTransform) -> torch.Tensor:
+def warp_images(images: torch.Tensor, transform: RandomTransform, size: int | None = None,
+                context_scale: float = 1.0) -> torch.Tensor:
     """I'(p) = I(g(p)) with bilinear sampling and border replication.
 
+    With ``context_scale`` s < 1 the input is a larger context image whose
+    central fraction s is the frame ``g`` is defined on: a frame point q lies
+    at 0.5 + (q - 0.5) s of the context, so the warp pulls in the real
+    surrounding pixels where the plain warp would replicate the border.
+
     Args:
-        images: (B, C, H, W).
+        images: (B, C, H, W); the context image when ``context_scale`` < 1.
+        size: side of the output (default: the input's, which needs square images when given).
     Returns:
-        (B, C, H, W) warped images.
+        (B, C, size, size) warped images, (B, C, H, W) without ``size``.
     """
     batch, _, height, width = images.shape
+    if size is not None:
+        height = width = size
     grid = coordinate_grid(height, width, images.device, images.dtype).reshape(1, -1, 2)
-    source = apply_transform(grid.expand(batch, -1, -1), transform)    # (B, H*W, 2)
+    source = apply_transform(grid.expand(batch, -1, -1), transform)    # (B, H*W, 2), frame units
+    source = 0.5 + (source - 0.5) * context_scale                       # context units
     # grid_sample with align_corners=False puts -1/+1 at the outer pixel edges,
     # which is exactly 2 * x - 1 in the package convention.
     sample_grid = (2 * source - 1).reshape(batch, height, width, 2)
     return F.grid_sample(images, sample_grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
+    """The central ``size`` x ``size`` pixels of (B, C, L, L) images; L - size must be even."""
+    side = images.shape[-1]
+    if side < size or (side - size) % 2:
+        raise ValueError(f"cannot take a centred {size}x{size} crop of {side}x{side} images (need an even margin)")
+    start = (side - size) // 2
+    return images[..., start:start + size, start:start + size]
 
 
 @dataclass

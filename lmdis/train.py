@@ -30,7 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lmdis.config import Config
 from lmdis.losses import concentration_loss, equivariance_loss, reconstruction_loss, separation_loss
 from lmdis.model import LandmarkAutoencoder
-from lmdis.tps import apply_transform, sample_random_transform, warp_images
+from lmdis.tps import apply_transform, centre_crop, sample_random_transform, warp_images
 
 LOSS_TERMS = ("recon", "conc", "sep", "eqv")
 
@@ -92,6 +92,29 @@ def random_zoom(images: torch.Tensor, zoom_range: tuple[float, float], generator
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def context_size(config: Config) -> int:
+    """Side L at which training images are loaded: S (1 + 2 warp_context), with L - S even.
+
+    With ``train.warp_context`` = 0 this is the model's image size S.
+    """
+    size = config.model.image_size
+    context = config.train.warp_context
+    if not 0 <= context <= 1:
+        raise ValueError(f"train.warp_context must be in [0, 1] (a fraction of the image side), got {context}")
+    margin = round(size * context)
+    return size + 2 * margin
+
+
+def training_view(images: torch.Tensor, config: Config) -> torch.Tensor:
+    """The (B, C, S, S) images the model is trained on, from batches loaded at :func:`context_size`."""
+    expected = context_size(config)
+    if images.shape[-1] != expected or images.shape[-2] != expected:
+        raise ValueError(f"training images must be {expected}x{expected} (the image size "
+                         f"{config.model.image_size} plus train.warp_context={config.train.warp_context} on each "
+                         f"side; lmdis.train.context_size), got {tuple(images.shape[-2:])}")
+    return centre_crop(images, config.model.image_size)
+
+
 class LandmarkObjective(nn.Module):
     """Eq. (15) for one batch: returns the weighted total and each term.
 
@@ -109,7 +132,10 @@ class LandmarkObjective(nn.Module):
         self.config = config
 
     def forward(self, images: torch.Tensor, step: int, generator: torch.Generator, use_landmark_tps: bool):
+        """images: (B, C, L, L) at :func:`context_size` (L = S without ``train.warp_context``)."""
         config, model = self.config, self.model
+        context = images
+        images = training_view(context, config)
         padded = model.pad(images)
         detection = model.detector(padded)
         transform = sample_random_transform(
@@ -117,7 +143,11 @@ class LandmarkObjective(nn.Module):
             landmarks=detection.landmarks if use_landmark_tps else None,
             device=images.device,
         )
-        warped = model.detector(warp_images(padded, transform))
+        if context.shape[-1] == images.shape[-1]:
+            warped = model.detector(warp_images(padded, transform))
+        else:  # the padded frame is the central P / L of the context image
+            warped = model.detector(warp_images(context, transform, size=padded.shape[-1],
+                                                context_scale=padded.shape[-1] / context.shape[-1]))
         mapped = apply_transform(warped.landmarks, transform)
         terms = {
             "eqv": equivariance_loss(mapped, detection.landmarks),
@@ -167,7 +197,8 @@ class StepBatchSampler(Sampler):
 
 
 @torch.no_grad()
-def recompute_batch_norm(model: nn.Module, dataset: Dataset, images: int, batch_size: int, seed: int, device) -> None:
+def recompute_batch_norm(model: nn.Module, dataset: Dataset, images: int, batch_size: int, seed: int, device,
+                         view: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
     """Replace every BN running average by the exact mean over a random subset (G.3).
 
     Runs the full autoencoder (detector, descriptor and decoder hourglasses all
@@ -188,7 +219,7 @@ def recompute_batch_norm(model: nn.Module, dataset: Dataset, images: int, batch_
     for start in range(0, len(order), batch_size):
         indices = order[start:start + batch_size].tolist()
         batch = torch.stack([dataset[i]["image"] for i in indices]).to(device)
-        model(batch)
+        model(batch if view is None else view(batch))
     for m, (momentum, training) in zip(norms, saved):
         m.momentum = momentum
     model.train(was_training)
@@ -341,7 +372,8 @@ class Trainer:
         """Recompute BN statistics (G.3), then write ``checkpoint.pt`` atomically (rank 0)."""
         train = self.config.train
         recompute_batch_norm(self.model, self.dataset, train.bn_recompute_images, train.batch_size,
-                             seed=train.seed + self.step, device=self.device)
+                             seed=train.seed + self.step, device=self.device,
+                             view=lambda batch: training_view(batch, self.config))
         if self.rank == 0:
             atomic_save(self.state(), self.checkpoint_path)
             for function in self.callbacks["on_checkpoint"]:

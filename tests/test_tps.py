@@ -16,6 +16,7 @@ from lmdis.tps import (
     RandomTransform,
     TransformConfig,
     apply_transform,
+    centre_crop,
     evaluate_tps,
     fit_tps,
     sample_random_transform,
@@ -133,6 +134,31 @@ def test_warp_by_whole_pixels_shifts_image(device):
                                expected[..., :height - down, :width - right], atol=1e-10)
     # Beyond the edge the border is replicated.
     np.testing.assert_allclose(warped[..., -1, -1], images[..., -1, -1], atol=1e-10)
+
+
+def test_warp_with_context_pulls_in_real_pixels_not_the_border():
+    # Frame 8x8 at the centre of a 14x14 context (margin 3): a shift by 2 frame
+    # pixels reads context pixels 2 further on, where the plain warp of the
+    # cropped frame replicates its last column.
+    frame, margin, right, down = 8, 3, 2, 1
+    context = np.random.default_rng(10).random((2, 3, frame + 2 * margin, frame + 2 * margin))
+    transform = translation([right / frame, down / frame], batch=2)
+    warped = warp_images(torch.tensor(context), transform, size=frame,
+                         context_scale=frame / (frame + 2 * margin)).numpy()
+    expected = context[..., margin + down:margin + down + frame, margin + right:margin + right + frame]
+    np.testing.assert_allclose(warped, expected, atol=1e-10)
+    plain = warp_images(torch.tensor(context[..., margin:-margin, margin:-margin].copy()), transform).numpy()
+    assert np.abs(plain[..., -1] - expected[..., -1]).max() > 0.1   # replicated border differs from the real pixels
+
+
+def test_identity_warp_with_context_is_the_centre_crop():
+    context = np.random.default_rng(11).random((1, 3, 16, 16))
+    transform = translation([0.0, 0.0])
+    warped = warp_images(torch.tensor(context), transform, size=10, context_scale=10 / 16).numpy()
+    np.testing.assert_allclose(warped, context[..., 3:13, 3:13], atol=1e-10)
+    np.testing.assert_array_equal(centre_crop(torch.tensor(context), 10).numpy(), context[..., 3:13, 3:13])
+    with pytest.raises(ValueError, match="even margin"):
+        centre_crop(torch.tensor(context), 9)
 
 
 def test_warp_by_half_pixel_averages_neighbours():

@@ -270,3 +270,35 @@ def test_random_zoom_samples_the_window_bilinearly():
         random_zoom(ramp, (0.5, 2.0), generator)
     same = random_zoom(ramp, (1.0, 1.0), torch.Generator().manual_seed(0))
     torch.testing.assert_close(same, ramp, atol=1e-6, rtol=0)
+
+
+def test_warp_context_feeds_the_warped_branch_real_surroundings(tmp_path):
+    from lmdis.train import context_size
+
+    config = tiny_config(steps=3)
+    config.train.warp_context = 0.25
+    assert context_size(config) == 24                       # 16 + 2 * round(16 * 0.25)
+    with pytest.raises(ValueError, match=r"24x24.*warp_context"):
+        Trainer(config, RandomImages(size=16), tmp_path / "wrong", device="cpu", progress=False).fit(1)
+    # An identity "random" transform: the warped branch must see the context's central
+    # 24x24 (= all of it), the plain branch the 16x16 centre edge-padded to 24.
+    t = config.transform
+    t.grid_offset_std = t.landmark_offset_std = t.translation_range = t.rotation_std_degrees = t.log_scale_std = 0.0
+    data = RandomImages(size=24)
+    trainer = Trainer(config, data, tmp_path / "run", device="cpu", progress=False)
+    seen = []
+    trainer.model.detector.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    images = data.images[:4]
+    trainer.objective(images, 0, torch.Generator().manual_seed(0), use_landmark_tps=False)
+    centre = images[..., 4:20, 4:20]
+    edge_padded = torch.nn.functional.pad(centre, (4, 4, 4, 4), mode="replicate")
+    torch.testing.assert_close(seen[0], edge_padded)
+    torch.testing.assert_close(seen[1], images, atol=1e-4, rtol=0)  # float32 TPS solve
+    # Training and the BN recomputation at the checkpoint run on the 24x24 data; the
+    # saved model detects on 16x16 images.
+    trainer.fit()
+    from lmdis.train import model_from_checkpoint
+
+    model, saved = model_from_checkpoint(trainer.checkpoint_path)
+    assert saved.train.warp_context == 0.25
+    assert model.detect(centre).shape == (4, 3, 2)
