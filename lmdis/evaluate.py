@@ -639,3 +639,51 @@ class Benchmark:
         return regression_figure(images, discovered.test[indices], regression["targets"][indices],
                                  regression["predicted"][indices], regression["point_errors"][indices],
                                  columns=columns, path=path, error_label=f"error ({unit})")
+
+
+# --------------------------------------------------------------------------- content tracking
+
+@torch.no_grad()
+def content_tracking_gain(detect, images: torch.Tensor, size: int, window: float = 0.8,
+                          shift: float = 0.1) -> dict[str, np.ndarray]:
+    """How far landmarks follow image content that moves inside the frame (not in the paper).
+
+    Two windows of side ``window`` (a fraction of the images' side) are cut
+    from each image, the second ``shift`` further along one axis; both are
+    resized to ``size`` and detected. Content moves by ``shift / window`` of
+    the window's side between them, so a landmark fixed on the object moves
+    by that much and one fixed to the frame not at all. The gain of a
+    landmark is its mean measured move over the expected move: 1 = follows
+    the content, 0 = a fixed template. Cropping shows real pixels at the
+    borders, so, unlike the warps of Eq. (8), the frame gives no hint of the
+    move: this tells whether the equivariance loss was met by tracking the
+    object or by reading the frame.
+
+    Args:
+        detect: images (B, C, size, size) -> landmarks (B, K, 2), normalised (x, y), e.g. ``model.detect``.
+        images: (B, C, H, W) with H = W, larger than ``size`` for full detail.
+    Returns:
+        ``{"x": (K,), "y": (K,)}`` gains per landmark.
+    """
+    side = images.shape[-1]
+    if images.dim() != 4 or images.shape[-2] != side:
+        raise ValueError(f"expected square images (B, C, H, H), got {tuple(images.shape)}")
+    width, step = round(window * side), round(shift * side)
+    margin = side - width - step
+    if width < 2 or step < 1 or margin < 0:
+        raise ValueError(f"window={window} and shift={shift} of a {side}-pixel image leave no room for two windows")
+    start = margin // 2
+
+    def detected(top, left):
+        crop = images[..., top:top + width, left:left + width]
+        crop = torch.nn.functional.interpolate(crop, size=(size, size), mode="bilinear", antialias=True,
+                                               align_corners=False)
+        return detect(crop).cpu().numpy()
+
+    expected = step / width
+    gains = {}
+    for axis, (first, second) in {"x": ((start, 0), (start, step)), "y": ((0, start), (step, start))}.items():
+        index = 0 if axis == "x" else 1
+        moved = detected(*first)[..., index] - detected(*second)[..., index]   # (B, K)
+        gains[axis] = moved.mean(axis=0) / expected
+    return gains

@@ -1,0 +1,42 @@
+"""Do a model's landmarks follow the face, or the frame? (lmdis.evaluate.content_tracking_gain)
+
+    python benchmarks/content_tracking.py --checkpoint runs/mtfl-final/checkpoint.pt [--data ../shared/data/mtfl]
+        [--split testing] [--every 10]
+
+Cuts two windows (80 % of the side, 10 % apart) from every ``--every``-th
+MTFL image at its stored 80x80 resolution and prints, per landmark and axis,
+how far the landmarks moved over how far the content moved (1 = on the face,
+0 = fixed to the frame).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from lmdis.data import open_dataset
+from lmdis.evaluate import content_tracking_gain
+from lmdis.train import model_from_checkpoint
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--data", help="MTFL root (default: the shared data folder)")
+    parser.add_argument("--split", default="testing")
+    parser.add_argument("--every", type=int, default=10)
+    args = parser.parse_args()
+
+    model, config = model_from_checkpoint(args.checkpoint)
+    data = open_dataset("mtfl", args.data, image_size=80, channels=config.model.channels, split=args.split)
+    images = torch.stack([data[i]["image"] for i in range(0, len(data), args.every)])
+    gains = content_tracking_gain(model.detect, images, config.model.image_size)
+    print(json.dumps({"images": len(images), "step": torch.load(args.checkpoint, weights_only=True)["step"],
+                      **{f"gain_{axis}": np.round(value, 2).tolist() for axis, value in gains.items()},
+                      **{f"mean_gain_{axis}": round(float(value.mean()), 3) for axis, value in gains.items()}}))
+
+
+if __name__ == "__main__":
+    main()
