@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import torch
 
 from lmdis.data import open_dataset
@@ -34,7 +33,7 @@ def main():
     images = torch.stack([data[i]["image"] for i in range(0, len(data), args.every)])
     gains = content_tracking_gain(model.detect, images, config.model.image_size)
     print(json.dumps({"images": len(images), "step": torch.load(args.checkpoint, weights_only=True)["step"],
-                      **{f"gain_{axis}": np.round(value, 2).tolist() for axis, value in gains.items()},
+                      **{f"gain_{axis}": [round(float(v), 2) for v in value] for axis, value in gains.items()},
                       **{f"mean_gain_{axis}": round(float(value.mean()), 3) for axis, value in gains.items()}}))
 
 
