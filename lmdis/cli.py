@@ -60,25 +60,21 @@ def build_config(name: str, overrides=(), steps: int | None = None) -> Config:
 def training_dataset(config: Config, data: str | None, dataset: str | None = None):
     """The preset's data set (or ``dataset``) read from ``data``, cached in memory."""
     from lmdis.data import InMemoryDataset, open_dataset
-
-    name = dataset or config.train.dataset
     from lmdis.train import context_size
 
+    name = dataset or config.train.dataset
     options = {"image_size": context_size(config), "channels": config.model.channels}
     return InMemoryDataset(open_dataset(name, root=data, **options))
 
 
 def save_landmark_figure(model, dataset, path: Path, count: int = 16) -> Path:
     from lmdis.plotting import landmark_grid
+    from lmdis.tps import centre_crop
 
     # Evenly spaced items: sorted data sets (MNIST by digit) show their variety.
     indices = torch.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().long().tolist()
-    images = torch.stack([dataset[i]["image"] for i in indices])
-    size = model.config.image_size
-    if images.shape[-1] != size:  # loaded with train.warp_context: show the training view
-        from lmdis.tps import centre_crop
-
-        images = centre_crop(images, size)
+    # Loaded with train.warp_context the images are larger: show the training view.
+    images = centre_crop(torch.stack([dataset[i]["image"] for i in indices]), model.config.image_size)
     with torch.no_grad():
         landmarks = model.eval().detect(images.to(next(model.parameters()).device)).cpu()
     landmark_grid(images, landmarks, path=path, title="discovered landmarks")

@@ -37,7 +37,7 @@ from torch.utils.data import Dataset, Subset
 
 from lmdis.config import Config
 from lmdis.tps import TransformConfig, apply_transform, centre_crop, sample_random_transform, warp_images
-from lmdis.train import LOSS_TERMS, Trainer, load_checkpoint
+from lmdis.train import LOSS_TERMS, Trainer, context_size, load_checkpoint
 
 DEFAULT_RUNS_ROOT = Path("runs") / "zoo"   # relative to the working directory; runs/ is git-ignored
 
@@ -370,8 +370,6 @@ _DECODED: dict[tuple, Dataset] = {}
 def _decoded_dataset(config: Config, data: str | None) -> Dataset:
     """The decoded training data, kept for the next split (a notebook splits the same data several times)."""
     from lmdis.cli import training_dataset
-
-    from lmdis.train import context_size
 
     key = (config.train.dataset, data, context_size(config), config.model.channels)
     if key not in _DECODED:

@@ -143,11 +143,10 @@ class LandmarkObjective(nn.Module):
             landmarks=detection.landmarks if use_landmark_tps else None,
             device=images.device,
         )
-        if context.shape[-1] == images.shape[-1]:
-            warped = model.detector(warp_images(padded, transform))
-        else:  # the padded frame is the central P / L of the context image
-            warped = model.detector(warp_images(context, transform, size=padded.shape[-1],
-                                                context_scale=padded.shape[-1] / context.shape[-1]))
+        # The padded frame is the central P / L of the loaded images; where it
+        # reaches beyond them, border replication is the edge padding itself.
+        warped = model.detector(warp_images(context, transform, size=padded.shape[-1],
+                                            context_scale=padded.shape[-1] / context.shape[-1]))
         mapped = apply_transform(warped.landmarks, transform)
         terms = {
             "eqv": equivariance_loss(mapped, detection.landmarks),

@@ -151,6 +151,17 @@ def test_warp_with_context_pulls_in_real_pixels_not_the_border():
     assert np.abs(plain[..., -1] - expected[..., -1]).max() > 0.1   # replicated border differs from the real pixels
 
 
+def test_warp_beyond_the_image_equals_warping_the_edge_padded_image():
+    # The trainer warps the loaded images straight into the padded frame
+    # (context_scale = P / S > 1): the same as warping the replicate-padded image.
+    size, padded = 10, 16
+    images = torch.tensor(np.random.default_rng(12).random((3, 3, size, size)))
+    transform = sample_random_transform(3, TransformConfig(), torch.Generator().manual_seed(3), dtype=torch.float64)
+    direct = warp_images(images, transform, size=padded, context_scale=padded / size)
+    via_padding = warp_images(torch.nn.functional.pad(images, (3, 3, 3, 3), mode="replicate"), transform)
+    np.testing.assert_allclose(direct.numpy(), via_padding.numpy(), atol=1e-10)
+
+
 def test_identity_warp_with_context_is_the_centre_crop():
     context = np.random.default_rng(11).random((1, 3, 16, 16))
     transform = translation([0.0, 0.0])
