@@ -16,6 +16,9 @@ from torch import nn
 import torch.nn.functional as F
 
 
+PADDING_MODES = ("zeros", "replicate", "reflect")
+
+
 @dataclass
 class HourglassConfig:
     """Shape of one hourglass.
@@ -28,21 +31,30 @@ class HourglassConfig:
     widths: list[int] = field(default_factory=lambda: [32, 64, 64, 64])
     skip_depth: int = 3
     convs_per_level: int = 1
+    # Border handling of every 3x3 convolution: "zeros" (the paper's 'same'
+    # convolutions) or "replicate" / "reflect". Zero padding tells the
+    # network where the frame is, which lets landmarks anchor to the frame
+    # instead of the object (benchmarks/PRESETS.md, content tracking).
+    padding_mode: str = "zeros"
+
+    def __post_init__(self):
+        if self.padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {self.padding_mode!r}")
 
 
-def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+def conv_block(in_channels: int, out_channels: int, padding_mode: str = "zeros") -> nn.Sequential:
     """3x3 'same' convolution, batch norm, LeakyReLU(0.2)."""
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode, bias=False),
         nn.BatchNorm2d(out_channels),
         nn.LeakyReLU(0.2, inplace=True),
     )
 
 
-def conv_stack(in_channels: int, out_channels: int, depth: int) -> nn.Sequential:
+def conv_stack(in_channels: int, out_channels: int, depth: int, padding_mode: str = "zeros") -> nn.Sequential:
     """``depth`` conv blocks, the first changing the width."""
-    layers = [conv_block(in_channels, out_channels)]
-    layers += [conv_block(out_channels, out_channels) for _ in range(depth - 1)]
+    layers = [conv_block(in_channels, out_channels, padding_mode)]
+    layers += [conv_block(out_channels, out_channels, padding_mode) for _ in range(depth - 1)]
     return nn.Sequential(*layers)
 
 
@@ -55,17 +67,13 @@ class Hourglass(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, config: HourglassConfig, output_norm: bool = False):
         super().__init__()
-        widths = config.widths
+        widths, depth, mode = config.widths, config.convs_per_level, config.padding_mode
         self.levels = len(widths) - 1
-        self.stem = conv_stack(in_channels, widths[0], config.convs_per_level)
-        self.down = nn.ModuleList(
-            conv_stack(widths[i], widths[i + 1], config.convs_per_level) for i in range(self.levels)
-        )
-        self.bottom = conv_stack(widths[-1], widths[-1], config.convs_per_level)
-        self.up = nn.ModuleList(
-            conv_stack(widths[i + 1], widths[i], config.convs_per_level) for i in range(self.levels)
-        )
-        self.skips = nn.ModuleList(conv_stack(widths[i], widths[i], config.skip_depth) for i in range(self.levels))
+        self.stem = conv_stack(in_channels, widths[0], depth, mode)
+        self.down = nn.ModuleList(conv_stack(widths[i], widths[i + 1], depth, mode) for i in range(self.levels))
+        self.bottom = conv_stack(widths[-1], widths[-1], depth, mode)
+        self.up = nn.ModuleList(conv_stack(widths[i + 1], widths[i], depth, mode) for i in range(self.levels))
+        self.skips = nn.ModuleList(conv_stack(widths[i], widths[i], config.skip_depth, mode) for i in range(self.levels))
         head = [nn.Conv2d(widths[0], out_channels, 1, bias=not output_norm)]
         if output_norm:
             head.append(nn.BatchNorm2d(out_channels))

@@ -81,6 +81,24 @@ def test_hourglass_rejects_non_divisible_side():
     assert network(torch.rand(1, 3, 8, 12)).shape == (1, 2, 8, 12)
 
 
+@pytest.mark.parametrize("padding_mode", ["replicate", "reflect"])
+def test_hourglass_border_padding_hides_the_frame(padding_mode):
+    """A constant image stays constant through every layer unless the borders are zero-padded."""
+    torch.manual_seed(0)
+    image = torch.full((2, 3, 16, 16), 0.7)
+    outputs = {}
+    for mode in ("zeros", padding_mode):
+        torch.manual_seed(0)
+        network = Hourglass(3, 2, HourglassConfig([4, 8, 8], skip_depth=1, padding_mode=mode)).eval()
+        with torch.no_grad():
+            outputs[mode] = network(image)
+    spread = lambda out: (out - out[..., :1, :1]).abs().amax().item()  # noqa: E731
+    assert spread(outputs["zeros"]) > 1e-3          # zero padding marks the frame
+    assert spread(outputs[padding_mode]) < 1e-6     # border padding does not
+    with pytest.raises(ValueError, match="padding_mode.*'circular'"):
+        HourglassConfig([4, 8], padding_mode="circular")
+
+
 @pytest.mark.parametrize("mode", ["gaussian", "softmax"])
 def test_pooling_masks_sum_to_one_per_channel(mode):
     generator = torch.Generator().manual_seed(2)
