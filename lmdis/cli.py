@@ -64,6 +64,8 @@ def training_dataset(config: Config, data: str | None, dataset: str | None = Non
 
     name = dataset or config.train.dataset
     options = {"image_size": context_size(config), "channels": config.model.channels}
+    if config.train.split:
+        options["split"] = config.train.split
     return InMemoryDataset(open_dataset(name, root=data, **options))
 
 

@@ -35,6 +35,7 @@ class TrainConfig:
     """Optimisation and data (Appendix G.3)."""
 
     dataset: str = "folder"             # see lmdis.data.open_dataset
+    split: str = ""                     # the data set's split to train on; "" = its training split
     steps: int = 300_000
     batch_size: int = 16
     learning_rate: float = 1e-3

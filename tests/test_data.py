@@ -564,3 +564,17 @@ def test_prepare_command_names_a_missing_root(tmp_path, capsys):
 
     assert main(["prepare", "--dataset", "mtfl", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_training_split_setting_picks_the_list(tmp_path):
+    """``train.split`` chooses the list file the trainer reads; "" is the data set's training split."""
+    from lmdis.cli import build_config, training_dataset
+
+    make_mtfl(tmp_path, "training", ["AFLW/0001.jpg 1 2 3 4 5 11 12 13 14 15"] * 3)
+    make_mtfl(tmp_path, "training_clean", ["lfw_5590/b.jpg 30.5 50.5 40 32 48 30 30 40 55 55"])
+    assert len(training_dataset(build_config("mtfl-cpu"), str(tmp_path))) == 3
+    clean = training_dataset(build_config("mtfl-cpu", [("train", "split", "training_clean")]), str(tmp_path))
+    assert len(clean) == 1
+    torch.testing.assert_close(clean[0]["image"][:, 0, 0], torch.full((3,), 100 / 255))  # the lfw image
+    with pytest.raises(ValueError, match="'validation'"):
+        training_dataset(build_config("mtfl-cpu", [("train", "split", "validation")]), str(tmp_path))
