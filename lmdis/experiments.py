@@ -371,7 +371,7 @@ def _decoded_dataset(config: Config, data: str | None) -> Dataset:
     """The decoded training data, kept for the next split (a notebook splits the same data several times)."""
     from lmdis.cli import training_dataset
 
-    key = (config.train.dataset, data, context_size(config), config.model.channels)
+    key = (config.train.dataset, config.train.split, data, context_size(config), config.model.channels)
     if key not in _DECODED:
         _DECODED.clear()  # one data set at a time: MNIST is 4 MB, a face set much more
         _DECODED[key] = training_dataset(config, data)
@@ -387,7 +387,8 @@ def split_data(config: Config, data: str | Path | None = None, digits=None, held
     """
     dataset = _decoded_dataset(config, None if data is None else str(data))
     indices = list(range(len(dataset)))
-    tag = config.train.dataset if data is None else f"{config.train.dataset}-{data}"
+    tag = config.train.dataset + (f"-{config.train.split}" if config.train.split else "")
+    tag += "" if data is None else f"-{data}"
     if digits is not None:
         wanted = {int(digits)} if isinstance(digits, int) else {int(d) for d in digits}
         if "label" not in dataset[0]:

@@ -33,8 +33,10 @@ class HourglassConfig:
     convs_per_level: int = 1
     # Border handling of every 3x3 convolution: "zeros" (the paper's 'same'
     # convolutions) or "replicate" / "reflect". Zero padding tells the
-    # network where the frame is, which lets landmarks anchor to the frame
-    # instead of the object (benchmarks/PRESETS.md, content tracking).
+    # network where the frame is, so landmarks can anchor to the frame; but
+    # it also breaks the symmetry between the K maps early on: with
+    # "replicate" in the detector the MTFL landmarks bunched and the NME got
+    # worse (benchmarks/PRESETS.md, session-4 screen F).
     padding_mode: str = "zeros"
 
     def __post_init__(self):

@@ -578,3 +578,19 @@ def test_training_split_setting_picks_the_list(tmp_path):
     torch.testing.assert_close(clean[0]["image"][:, 0, 0], torch.full((3,), 100 / 255))  # the lfw image
     with pytest.raises(ValueError, match="'validation'"):
         training_dataset(build_config("mtfl-cpu", [("train", "split", "validation")]), str(tmp_path))
+
+
+def test_split_data_reads_the_configured_split_not_a_cached_one(tmp_path):
+    """The decoded-data cache of lmdis.experiments must tell train.split settings apart."""
+    from lmdis.cli import build_config
+    from lmdis.experiments import split_data
+
+    make_mtfl(tmp_path, "training", ["AFLW/0001.jpg 1 2 3 4 5 11 12 13 14 15"] * 3)
+    make_mtfl(tmp_path, "training_clean", ["lfw_5590/b.jpg 30.5 50.5 40 32 48 30 30 40 55 55"] * 2)
+    full = split_data(build_config("mtfl-cpu"), tmp_path, held_out_every=2)
+    clean = split_data(build_config("mtfl-cpu", [("train", "split", "training_clean")]), tmp_path, held_out_every=2)
+    assert (len(full.training), len(full.held_out)) == (1, 2)
+    assert (len(clean.training), len(clean.held_out)) == (1, 1)
+    torch.testing.assert_close(clean.held_out[0]["image"][:, 0, 0], torch.full((3,), 100 / 255))  # the lfw image
+    assert "training_clean" in clean.tag and "training_clean" not in full.tag
+
