@@ -155,12 +155,17 @@ class LandmarkObjective(nn.Module):
             "sep": 0.5 * (separation_loss(detection.landmarks, config.loss.sigma_sep)
                           + separation_loss(warped.landmarks, config.loss.sigma_sep)),
         }
-        descriptors = model.descriptor(padded, detection) if model.descriptor is not None else None
-        reconstruction = model.decode(model.to_image_frame(detection.landmarks), descriptors)
-        terms["recon"] = reconstruction_loss(images, reconstruction, config.loss.sigma_color,
-                                             config.loss.reconstruction_form)
         weights = {"recon": recon_weight(config, step), "conc": config.loss.lambda_conc,
                    "sep": config.loss.lambda_sep, "eqv": config.loss.lambda_eqv}
+        if weights["recon"] == 0:
+            # Table 1c's "w/o L_recon": the descriptor and decoder get no
+            # gradient, so they are not run at all (the detector alone).
+            terms["recon"] = images.new_zeros(())
+        else:
+            descriptors = model.descriptor(padded, detection) if model.descriptor is not None else None
+            reconstruction = model.decode(model.to_image_frame(detection.landmarks), descriptors)
+            terms["recon"] = reconstruction_loss(images, reconstruction, config.loss.sigma_color,
+                                                 config.loss.reconstruction_form)
         total = sum(weights[name] * terms[name] for name in LOSS_TERMS)
         return total, terms
 
@@ -312,7 +317,8 @@ class Trainer:
         self.parallel_objective = self.objective
         if self.world_size > 1:
             self.parallel_objective = nn.parallel.DistributedDataParallel(
-                self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=config.loss.lambda_recon == 0)  # detector-only: decoder unused
         decay = [p for n, p in self.model.named_parameters() if p.dim() > 1]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() <= 1]
         self.optimizer = torch.optim.Adam(

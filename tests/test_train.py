@@ -302,3 +302,25 @@ def test_warp_context_feeds_the_warped_branch_real_surroundings(tmp_path):
     model, saved = model_from_checkpoint(trainer.checkpoint_path)
     assert saved.train.warp_context == 0.25
     assert model.detect(centre).shape == (4, 3, 2)
+
+
+def test_zero_recon_weight_trains_the_detector_alone(tmp_path):
+    """Table 1c's "w/o L_recon": lambda_recon = 0 runs neither descriptor nor decoder."""
+    config = tiny_config(steps=2)
+    config.loss.lambda_recon = 0.0
+    trainer = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False)
+    decoded = []
+    trainer.model.descriptor.register_forward_hook(lambda *args: decoded.append("descriptor"))
+    trainer.model.decoder.register_forward_hook(lambda *args: decoded.append("decoder"))
+    values = trainer.train_step(trainer.dataset.images[:4])
+    assert decoded == []
+    assert values["recon"] == 0.0
+    lambdas = config.loss
+    expected = lambdas.lambda_conc * values["conc"] + lambdas.lambda_sep * values["sep"] + lambdas.lambda_eqv * values["eqv"]
+    assert values["total"] == pytest.approx(expected, rel=1e-5)
+    assert all(p.grad is None for p in trainer.model.decoder.parameters())
+    assert all(p.grad is not None for p in trainer.model.detector.parameters())
+    # A positive weight runs both again.
+    config.loss.lambda_recon = 0.01
+    trainer.train_step(trainer.dataset.images[:4])
+    assert decoded == ["descriptor", "decoder"]
