@@ -687,3 +687,35 @@ def content_tracking_gain(detect, images: torch.Tensor, size: int, window: float
         moved = detected(*first)[..., index] - detected(*second)[..., index]   # (B, K)
         gains[axis] = moved.mean(axis=0) / expected
     return gains
+
+
+@torch.no_grad()
+def warp_tracking(detect, images: torch.Tensor, transform, seed: int = 0) -> dict[str, np.ndarray]:
+    """How much of the random warps of Eq. (8) a detector follows (not in the paper).
+
+    Each image is warped by one ``g`` drawn from ``transform``
+    (:class:`lmdis.tps.TransformConfig`, seeded), and two distances are
+    measured per landmark, as fractions of the side:
+
+    - ``residual``: ||g(x'_k) - x_k||, the (unsquared) error Eq. (8) penalises;
+    - ``locked``: ||g(x_k) - x_k||, the error of a landmark fixed to the frame
+      (it ignores the warp), i.e. how far the warp moved the content.
+
+    ``residual / locked`` near 0 means the landmark follows the warp, near 1
+    that it ignores it. Run it once with the full transform and once with the
+    similarity switched off to see whether the local TPS deformation is tracked.
+
+    Args:
+        detect: images (B, C, S, S) -> landmarks (B, K, 2), normalised (x, y), in the frame it is given.
+        images: (B, C, S, S), the frame the transform acts on.
+    Returns:
+        ``{"residual": (K,), "locked": (K,)}`` means over the images.
+    """
+    from lmdis.tps import apply_transform, sample_random_transform, warp_images
+
+    generator = torch.Generator().manual_seed(seed)
+    warp = sample_random_transform(len(images), transform, generator, device=images.device, dtype=images.dtype)
+    landmarks = detect(images)
+    mapped = apply_transform(detect(warp_images(images, warp)), warp)
+    return {"residual": (mapped - landmarks).norm(dim=-1).mean(dim=0).cpu().numpy(),
+            "locked": (apply_transform(landmarks, warp) - landmarks).norm(dim=-1).mean(dim=0).cpu().numpy()}
