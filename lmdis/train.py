@@ -202,15 +202,19 @@ class StepBatchSampler(Sampler):
 
 @torch.no_grad()
 def recompute_batch_norm(model: nn.Module, dataset: Dataset, images: int, batch_size: int, seed: int, device,
-                         view: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                         view: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                         detector_only: bool = False) -> None:
     """Replace every BN running average by the exact mean over a random subset (G.3).
 
     Runs the full autoencoder (detector, descriptor and decoder hourglasses all
     have BN) in training mode with cumulative averaging, on ``images``
     training images chosen with ``seed``; the training random streams are
-    untouched, so this never changes the optimisation.
+    untouched, so this never changes the optimisation. ``detector_only``
+    (a :class:`~lmdis.model.LandmarkAutoencoder` trained without L_recon)
+    recomputes the detector's statistics alone and leaves the rest as it is.
     """
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    scope = model.detector if detector_only else model
+    norms = [m for m in scope.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:
         return
     saved = [(m.momentum, m.training) for m in norms]
@@ -223,7 +227,11 @@ def recompute_batch_norm(model: nn.Module, dataset: Dataset, images: int, batch_
     for start in range(0, len(order), batch_size):
         indices = order[start:start + batch_size].tolist()
         batch = torch.stack([dataset[i]["image"] for i in indices]).to(device)
-        model(batch if view is None else view(batch))
+        batch = batch if view is None else view(batch)
+        if detector_only:
+            model.detector(model.pad(batch))
+        else:
+            model(batch)
     for m, (momentum, training) in zip(norms, saved):
         m.momentum = momentum
     model.train(was_training)
@@ -378,7 +386,8 @@ class Trainer:
         train = self.config.train
         recompute_batch_norm(self.model, self.dataset, train.bn_recompute_images, train.batch_size,
                              seed=train.seed + self.step, device=self.device,
-                             view=lambda batch: training_view(batch, self.config))
+                             view=lambda batch: training_view(batch, self.config),
+                             detector_only=self.config.loss.lambda_recon == 0)
         if self.rank == 0:
             atomic_save(self.state(), self.checkpoint_path)
             for function in self.callbacks["on_checkpoint"]:

@@ -324,3 +324,32 @@ def test_zero_recon_weight_trains_the_detector_alone(tmp_path):
     config.loss.lambda_recon = 0.01
     trainer.train_step(trainer.dataset.images[:4])
     assert decoded == ["descriptor", "decoder"]
+
+
+@pytest.mark.parametrize("detector_only", [False, True])
+def test_batch_norm_statistics_are_the_exact_mean_over_the_subset(tmp_path, detector_only):
+    """G.3: running statistics = the average of the batch means the layer saw (hook-recorded)."""
+    from lmdis.train import recompute_batch_norm
+
+    config = tiny_config()
+    trainer = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False)
+    model = trainer.model
+    norms = {"detector": next(m for m in model.detector.modules() if isinstance(m, torch.nn.BatchNorm2d)),
+             "decoder": next(m for m in model.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d))}
+    for norm in norms.values():                      # stale statistics to be replaced
+        norm.running_mean.fill_(5.0)
+    seen = {name: [] for name in norms}
+    for name, norm in norms.items():
+        norm.register_forward_pre_hook(lambda module, args, name=name: seen[name].append(
+            args[0].detach().double().mean(dim=(0, 2, 3))))
+    recompute_batch_norm(model, trainer.dataset, images=12, batch_size=4, seed=3, device="cpu",
+                         detector_only=detector_only)
+    assert len(seen["detector"]) == 3                # 12 images in batches of 4
+    expected = torch.stack(seen["detector"]).mean(dim=0)
+    torch.testing.assert_close(norms["detector"].running_mean.double(), expected, atol=1e-6, rtol=1e-5)
+    if detector_only:
+        assert seen["decoder"] == []
+        assert torch.all(norms["decoder"].running_mean == 5.0)   # left as it was
+    else:
+        torch.testing.assert_close(norms["decoder"].running_mean.double(),
+                                   torch.stack(seen["decoder"]).mean(dim=0), atol=1e-6, rtol=1e-5)
