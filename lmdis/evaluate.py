@@ -324,6 +324,33 @@ def mean_shape_report(train_annotated, test_annotated, reference_points=(0, 1), 
     return {"nme_percent": float(100 * errors.mean()), "n_test": int(len(test_annotated))}
 
 
+def similarity_projection(points: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """The template moved onto each point set by its least-squares similarity transform.
+
+    The 2-D similarity (scale, rotation, translation; no reflection) that
+    minimises ``sum_m ||s R t_m + b - p_m||^2`` is found in closed form with
+    complex numbers: ``z = a w + b`` with ``a = <w_c, z_c> / <w_c, w_c>``
+    on the centred sets. It is what perfectly pose-tracking landmarks could
+    tell a regressor: the pose of a face, not its shape.
+
+    Args:
+        points: (n, M, 2) point sets, (x, y).
+        template: (M, 2), e.g. the mean training shape.
+    Returns:
+        (n, M, 2) the transformed template for each set.
+    """
+    points, template = np.asarray(points, np.float64), np.asarray(template, np.float64)
+    if points.ndim != 3 or points.shape[1:] != template.shape:
+        raise ValueError(f"point sets {points.shape} do not match the template {template.shape} (expected (n, M, 2))")
+    z = points[..., 0] + 1j * points[..., 1]                    # (n, M)
+    w = template[:, 0] + 1j * template[:, 1]                    # (M,)
+    z_mean, w_mean = z.mean(axis=1, keepdims=True), w.mean()
+    w_centred = w - w_mean
+    a = (np.conj(w_centred) * (z - z_mean)).sum(axis=1, keepdims=True) / (np.abs(w_centred) ** 2).sum()
+    moved = a * w_centred + z_mean                               # (n, M)
+    return np.stack([moved.real, moved.imag], axis=-1)
+
+
 def few_shot_curve(train_discovered, train_annotated, test_discovered, test_annotated, sizes=FEW_SHOT_SIZES,
                    repeats: int = 10, seed: int = 0, reference_points=(0, 1), normaliser: str = "points",
                    evaluated_points=None, flip_pairs=()) -> list[dict]:

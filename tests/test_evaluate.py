@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lmdis.data import shared_data_root
-from lmdis.evaluate import apply_regressor, fit_regressor, mean_shape_report, normalised_errors, regression_report
+from lmdis.evaluate import (apply_regressor, fit_regressor, mean_shape_report, normalised_errors, regression_report,
+                            similarity_projection)
 
 
 def test_regressor_is_bias_free_least_squares():
@@ -31,6 +32,28 @@ def test_linearly_related_landmarks_are_recovered_exactly():
     report = regression_report(discovered[:30], annotated[:30], discovered[30:], annotated[30:])
     assert report["nme_percent"] < 1e-6
     assert report["n_test"] == 10 and report["K"] == 10
+
+
+def test_similarity_projection_matches_skimage_and_keeps_similar_shapes():
+    from skimage.transform import SimilarityTransform
+
+    rng = np.random.default_rng(2)
+    template = rng.random((5, 2))
+    points = rng.random((6, 5, 2))
+    projected = similarity_projection(points, template)
+    for image, moved in zip(points, projected):
+        transform = SimilarityTransform.from_estimate(template, image)
+        np.testing.assert_allclose(moved, transform(template), atol=1e-10)
+    # a shape that IS a similarity of the template is reproduced exactly; a
+    # reflected one is not (no reflection allowed)
+    angle, scale, shift = 0.7, 1.9, np.array([0.3, -0.2])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    similar = scale * template @ rotation.T + shift
+    np.testing.assert_allclose(similarity_projection(similar[None], template)[0], similar, atol=1e-12)
+    mirrored = template * np.array([-1.0, 1.0])
+    assert np.abs(similarity_projection(mirrored[None], template)[0] - mirrored).max() > 0.05
+    with pytest.raises(ValueError, match=r"\(6, 4, 2\).*template"):
+        similarity_projection(points[:, :4], template)
 
 
 def test_normalised_error_by_hand():
