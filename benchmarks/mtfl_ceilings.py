@@ -38,8 +38,8 @@ def main():
     parser.add_argument("--detector-size", type=int, default=48, help="side of the detector's frame, for the px column")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    train = open_dataset("mtfl", args.data, split="training_clean").annotated_landmarks().astype(np.float64)
-    test = open_dataset("mtfl", args.data, split="testing").annotated_landmarks().astype(np.float64)
+    train = open_dataset("mtfl", args.data, split="training_clean").annotated_landmarks()
+    test = open_dataset("mtfl", args.data, split="testing").annotated_landmarks()
 
     def score(train_found, test_found) -> float:
         return round(regression_report(train_found, train, test_found, test)["nme_percent"], 2)

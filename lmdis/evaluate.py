@@ -344,9 +344,12 @@ def similarity_projection(points: np.ndarray, template: np.ndarray) -> np.ndarra
         raise ValueError(f"point sets {points.shape} do not match the template {template.shape} (expected (n, M, 2))")
     z = points[..., 0] + 1j * points[..., 1]                    # (n, M)
     w = template[:, 0] + 1j * template[:, 1]                    # (M,)
-    z_mean, w_mean = z.mean(axis=1, keepdims=True), w.mean()
-    w_centred = w - w_mean
-    a = (np.conj(w_centred) * (z - z_mean)).sum(axis=1, keepdims=True) / (np.abs(w_centred) ** 2).sum()
+    z_mean = z.mean(axis=1, keepdims=True)
+    w_centred = w - w.mean()
+    spread = (np.abs(w_centred) ** 2).sum()
+    if spread <= np.finfo(np.float64).eps * max(1.0, float((np.abs(w) ** 2).sum())):  # zero up to rounding
+        raise ValueError("the template's points all coincide; a similarity transform needs at least two distinct points")
+    a = (np.conj(w_centred) * (z - z_mean)).sum(axis=1, keepdims=True) / spread
     moved = a * w_centred + z_mean                               # (n, M)
     return np.stack([moved.real, moved.imag], axis=-1)
 

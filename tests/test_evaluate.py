@@ -54,6 +54,8 @@ def test_similarity_projection_matches_skimage_and_keeps_similar_shapes():
     assert np.abs(similarity_projection(mirrored[None], template)[0] - mirrored).max() > 0.05
     with pytest.raises(ValueError, match=r"\(6, 4, 2\).*template"):
         similarity_projection(points[:, :4], template)
+    with pytest.raises(ValueError, match="coincide"):
+        similarity_projection(points, np.full((5, 2), 0.3))
 
 
 def test_normalised_error_by_hand():
