@@ -2,9 +2,10 @@
 
 The contract scripts rely on:
 
-- ``train --preset NAME [--data PATH] --out DIR [--steps N] [--resume]`` writes
-  ``DIR/checkpoint.pt`` and ``DIR/landmarks.png``; ``--steps`` is the total
-  step count, so with ``--resume`` training continues up to it;
+- ``train --preset NAME [--data PATH] --out DIR [--steps N] [--minutes M] [--resume]``
+  writes ``DIR/checkpoint.pt`` and ``DIR/landmarks.png``; ``--steps`` is the
+  total step count, so with ``--resume`` training continues up to it;
+  ``--minutes`` runs the schedule as fractions of a training-time budget;
 - ``landmarks --checkpoint FILE --images DIR_OR_FILES --out FILE.csv`` writes
   ``path,x1,y1,...,xK,yK`` per image in that image's own pixel coordinates
   (pixel centres at integers, 0-indexed);
@@ -91,9 +92,11 @@ def command_train(args) -> int:
         config.train.num_workers = args.num_workers
     config.train.amp = args.amp or config.train.amp
     config.train.channels_last = args.channels_last or config.train.channels_last
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"--minutes must be a positive number of minutes, got {args.minutes}")
     dataset = training_dataset(config, args.data, args.dataset)
     trainer = Trainer(config, dataset, args.out, device=args.device, progress=not args.no_progress,
-                      resume=args.resume)
+                      resume=args.resume, minutes=args.minutes)
     if args.resume and trainer.resumed_from is None:
         print(f"no checkpoint in {args.out}; starting from step 0", flush=True)
     trainer.fit()
@@ -185,6 +188,9 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="output folder for checkpoint.pt and landmarks.png")
     train.add_argument("--steps", type=int, help="total optimisation steps (default: the preset's)")
     train.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    train.add_argument("--minutes", type=float,
+                       help="training-time budget: the preset's schedule (LR steps, lambda_recon raises, "
+                            "landmark-TPS warm-up) runs as fractions of it, and training stops when it is spent")
     train.add_argument("--device", default="auto")
     train.add_argument("--num-workers", type=int)
     train.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA)")

@@ -113,23 +113,70 @@ def gaussian_approximation(
     return gaussian_maps(means, sigma_det, height, width) / (height * width)
 
 
-def decoder_heatmaps(landmarks: torch.Tensor, sigma_dec: float, height: int, width: int) -> torch.Tensor:
+HEATMAP_FORMS = ("peak", "density", "released")
+
+
+def decoder_heatmaps(landmarks: torch.Tensor, sigma_dec: float, height: int, width: int,
+                     form: str = "peak") -> torch.Tensor:
     """Eq. (11)-(12): reconstructed confidence map D-tilde for one sigma_dec.
 
-    Raw maps are the Gaussian densities at the landmarks plus a constant
-    background channel equal to one; they are normalised across the K+1
-    channels.
+    A raw map per landmark plus a constant background channel, normalised
+    across the K+1 channels (Eq. 12). Eq. (11) does not say in which units its
+    Gaussian is taken, and that sets the ratio of a landmark's peak to the
+    background, which decides what the decoder's input looks like:
+
+    - ``peak`` (default): ``exp(-d^2 / 2 sigma^2)`` against a background of
+      one at every sigma_dec: a landmark's share is one half at its centre and
+      one third at ``sigma * sqrt(2 ln 2)``, so away from overlaps the
+      background keeps at least half of every pixel and the input marks
+      points. Chosen by measurement (docs/full_model.md).
+    - ``density``: the density ``N(p; x_k, sigma^2 I)`` in normalised units
+      against one, peaking at ``1 / (2 pi sigma^2)`` times the background
+      (10x at sigma = 0.125): the K channels tile the frame, so landmarks that
+      split the image into cells are rewarded.
+    - ``released``: the authors' code, ``exp(-d^2/2 sigma^2) / (2 pi sigma^4
+      (H W)^2)`` against ``1 / (H W)``: each landmark a weak bump (peak 0.1 of
+      the background at sigma = 0.125 on 80x80) that fades with sigma and size.
 
     Args:
         landmarks: (B, K, 2) normalised (x, y) in the decoder's frame.
         sigma_dec: standard deviation in normalised units (fraction of the side).
+        form: one of :data:`HEATMAP_FORMS`.
     Returns:
         (B, K+1, H, W), summing to one over channels.
     """
-    raw = gaussian_maps(landmarks, sigma_dec, height, width)          # (B, K, H, W)
-    background = torch.ones_like(raw[:, :1])                           # (B, 1, H, W)
+    if landmarks.dim() != 3 or landmarks.shape[-1] != 2:
+        raise ValueError(f"landmarks must be (B, K, 2), got {tuple(landmarks.shape)}")
+    density = gaussian_maps(landmarks, sigma_dec, height, width)        # (B, K, H, W), normalised units
+    background_level = 1.0
+    if form == "peak":
+        raw = density * (2 * math.pi * sigma_dec**2)
+    elif form == "density":
+        raw = density
+    elif form == "released":
+        raw = density / (sigma_dec**2 * (height * width) ** 2)
+        background_level = 1.0 / (height * width)
+    else:
+        raise ValueError(f"unknown decoder heatmap form {form!r}; expected one of {HEATMAP_FORMS}")
+    background = torch.full_like(raw[:, :1], background_level)          # (B, 1, H, W)
     raw = torch.cat([raw, background], dim=1)
     return raw / raw.sum(dim=1, keepdim=True)
+
+
+def heatmap_coverage(heatmaps: torch.Tensor) -> torch.Tensor:
+    """Share of the pixels that the landmark channels own (background below 1/2).
+
+    Args:
+        heatmaps: (B, K+1, H, W) from :func:`decoder_heatmaps` (last = background).
+    Returns:
+        (B,) fractions in [0, 1].
+    """
+    return (heatmaps[:, -1] < 0.5).flatten(1).float().mean(dim=1)
+
+
+def landmark_mass(heatmaps: torch.Tensor) -> torch.Tensor:
+    """Mean share of the decoder input that the landmark channels hold: 1 - mean background, (B,)."""
+    return 1 - heatmaps[:, -1].flatten(1).mean(dim=1)
 
 
 def pad_with_edges(images: torch.Tensor, padded_size: int) -> torch.Tensor:

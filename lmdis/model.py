@@ -15,6 +15,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from lmdis.geometry import (
+    HEATMAP_FORMS,
     confidence_maps,
     decoder_heatmaps,
     gaussian_approximation,
@@ -41,6 +42,7 @@ class ModelConfig:
     descriptor_dim: int = 8           # C of Eq. (10), Table 7
     decoder_feature_channels: int = 64  # channels of F-tilde, Eq. (13)
     sigma_dec: tuple[float, ...] = (0.125, 0.177, 0.25, 0.354, 0.5)
+    heatmap_form: str = "peak"        # units of Eq. (11): lmdis.geometry.decoder_heatmaps
     use_descriptors: bool = True      # False: the MNIST variant of Appendix B
     pooling: str = "gaussian"         # Eq. (10) mask: "gaussian" (paper) or "softmax" (authors' code)
     # Initial scale (batch-norm gamma) of the detector's raw scores R. With 1
@@ -56,6 +58,8 @@ class ModelConfig:
         self.sigma_dec = tuple(self.sigma_dec)
         if self.pooling not in ("gaussian", "softmax"):
             raise ValueError(f"pooling must be 'gaussian' or 'softmax', got {self.pooling!r}")
+        if self.heatmap_form not in HEATMAP_FORMS:
+            raise ValueError(f"heatmap_form must be one of {HEATMAP_FORMS}, got {self.heatmap_form!r}")
         if self.channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {self.channels}")
 
@@ -160,7 +164,7 @@ class LandmarkDecoder(nn.Module):
             )                                                                   # tau(W~_k f_k), (B, K+1, S')
         parts = []
         for sigma in self.config.sigma_dec:
-            maps = decoder_heatmaps(landmarks, sigma, size, size)              # D~, (B, K+1, S, S)
+            maps = decoder_heatmaps(landmarks, sigma, size, size, self.config.heatmap_form)  # D~, (B, K+1, S, S)
             parts.append(maps)
             if self.config.use_descriptors:
                 parts.append(torch.einsum("bkhw,bks->bshw", maps, codes))      # F~, (B, S', S, S)

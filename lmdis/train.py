@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lmdis.config import Config
 from lmdis.losses import concentration_loss, equivariance_loss, reconstruction_loss, separation_loss
-from lmdis.model import LandmarkAutoencoder
+from lmdis.model import Detection, LandmarkAutoencoder
 from lmdis.tps import apply_transform, centre_crop, sample_random_transform, warp_images
 
 LOSS_TERMS = ("recon", "conc", "sep", "eqv")
@@ -120,10 +120,13 @@ class LandmarkObjective(nn.Module):
 
     The detector sees the edge-padded images and their random-TPS-warped
     copies (Eq. 8); concentration and separation use both, reconstruction
-    the originals only (as the authors do). The landmark losses are computed
-    in the padded frame the detector works in (normalised by the padded
-    side, as in the authors' code), so e.g. sigma_sep = 0.06 of a 96 frame is
-    0.072 of the 80x80 image.
+    the originals only (as the authors do). With ``train.joint_detector_pass``
+    (default) the originals and the warped copies go through the detector as
+    one 2B batch, as in the authors' code, so batch norm normalises both with
+    the same statistics; with it off they are two passes (two sets of batch
+    statistics). The landmark losses are computed in the padded frame the
+    detector works in (normalised by the padded side, as in the authors'
+    code), so e.g. sigma_sep = 0.06 of a 96 frame is 0.072 of the 80x80 image.
     """
 
     def __init__(self, model: LandmarkAutoencoder, config: Config):
@@ -131,22 +134,48 @@ class LandmarkObjective(nn.Module):
         self.model = model
         self.config = config
 
-    def forward(self, images: torch.Tensor, step: int, generator: torch.Generator, use_landmark_tps: bool):
-        """images: (B, C, L, L) at :func:`context_size` (L = S without ``train.warp_context``)."""
+    def forward(self, images: torch.Tensor, step: int, generator: torch.Generator, use_landmark_tps: bool,
+                inspect: dict | None = None):
+        """images: (B, C, L, L) at :func:`context_size` (L = S without ``train.warp_context``).
+
+        ``step`` is the schedule position (for lambda_recon). ``inspect``, a
+        dict, receives the tensors that diagnostics differentiate against:
+        ``landmarks`` (B, K, 2) and ``warped_landmarks`` of the warped copies,
+        both in the padded frame, ``decoder_landmarks`` in the image frame, and
+        ``maps``: the confidence-map tensors every term is computed from (one
+        (2B, K+1, P, P) tensor with the joint pass, else two of (B, K+1, P, P)).
+        """
         config, model = self.config, self.model
         context = images
         images = training_view(context, config)
         padded = model.pad(images)
-        detection = model.detector(padded)
-        transform = sample_random_transform(
-            images.shape[0], config.transform, generator,
-            landmarks=detection.landmarks if use_landmark_tps else None,
-            device=images.device,
-        )
+        batch = images.shape[0]
+        control_points = None
+        if use_landmark_tps:
+            if config.train.joint_detector_pass:
+                # The control points must be known before the warp; their
+                # gradient is not used (sample_random_transform detaches them).
+                with torch.no_grad():
+                    control_points = model.detector(padded).landmarks
+            else:
+                detection = model.detector(padded)
+                control_points = detection.landmarks
+        transform = sample_random_transform(batch, config.transform, generator, landmarks=control_points,
+                                            device=images.device)
         # The padded frame is the central P / L of the loaded images; where it
         # reaches beyond them, border replication is the edge padding itself.
-        warped = model.detector(warp_images(context, transform, size=padded.shape[-1],
-                                            context_scale=padded.shape[-1] / context.shape[-1]))
+        warped_images = warp_images(context, transform, size=padded.shape[-1],
+                                    context_scale=padded.shape[-1] / context.shape[-1])
+        if config.train.joint_detector_pass:
+            both = model.detector(torch.cat([padded, warped_images.to(padded.dtype)], dim=0))
+            detection = Detection(both.maps[:batch], both.landmarks[:batch], both.variances[:batch])
+            warped = Detection(both.maps[batch:], both.landmarks[batch:], both.variances[batch:])
+            maps = [both.maps]
+        else:
+            if control_points is None:
+                detection = model.detector(padded)
+            warped = model.detector(warped_images)
+            maps = [detection.maps, warped.maps]
         mapped = apply_transform(warped.landmarks, transform)
         terms = {
             "eqv": equivariance_loss(mapped, detection.landmarks),
@@ -157,13 +186,17 @@ class LandmarkObjective(nn.Module):
         }
         weights = {"recon": recon_weight(config, step), "conc": config.loss.lambda_conc,
                    "sep": config.loss.lambda_sep, "eqv": config.loss.lambda_eqv}
-        if weights["recon"] == 0:
+        decoder_landmarks = model.to_image_frame(detection.landmarks)
+        if inspect is not None:
+            inspect.update(landmarks=detection.landmarks, warped_landmarks=warped.landmarks,
+                           decoder_landmarks=decoder_landmarks, maps=maps)
+        if not config.trains_decoder:
             # Table 1c's "w/o L_recon": the descriptor and decoder get no
             # gradient, so they are not run at all (the detector alone).
             terms["recon"] = images.new_zeros(())
         else:
             descriptors = model.descriptor(padded, detection) if model.descriptor is not None else None
-            reconstruction = model.decode(model.to_image_frame(detection.landmarks), descriptors)
+            reconstruction = model.decode(decoder_landmarks, descriptors)
             terms["recon"] = reconstruction_loss(images, reconstruction, config.loss.sigma_color,
                                                  config.loss.reconstruction_form)
         total = sum(weights[name] * terms[name] for name in LOSS_TERMS)
@@ -298,6 +331,13 @@ class Trainer:
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         progress: a tqdm bar (interactive) or plain log lines (papermill, CI).
         resume: continue from ``out_dir/checkpoint.pt`` when it exists.
+        minutes: a training-time budget. The schedule (LR steps, lambda_recon
+            raises, landmark-TPS warm-up) then runs on the share of the budget
+            spent instead of the share of ``train.steps`` done: at a fraction
+            f of the budget the schedule is where step f * steps would be, so
+            a slower machine still reaches every decay; training ends when
+            the budget or ``train.steps`` is used up. The seconds spent are
+            checkpointed, so a resumed run continues the same schedule.
 
     Callbacks: ``add_callback("on_step_end", fn)`` with ``fn(trainer, terms)``
     where ``terms`` maps loss names to floats; ``"on_checkpoint"`` with
@@ -305,7 +345,8 @@ class Trainer:
     """
 
     def __init__(self, config: Config, dataset: Dataset, out_dir: str | Path, device: str = "auto",
-                 progress: bool = True, resume: bool = False, log: Callable[[str], None] = print):
+                 progress: bool = True, resume: bool = False, log: Callable[[str], None] = print,
+                 minutes: float | None = None):
         self.config = config
         self.dataset = dataset
         self.out_dir = Path(out_dir)
@@ -326,7 +367,7 @@ class Trainer:
         if self.world_size > 1:
             self.parallel_objective = nn.parallel.DistributedDataParallel(
                 self.objective, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=config.loss.lambda_recon == 0)  # detector-only: decoder unused
+                find_unused_parameters=not config.trains_decoder)  # detector-only: decoder unused
         decay = [p for n, p in self.model.named_parameters() if p.dim() > 1]
         no_decay = [p for n, p in self.model.named_parameters() if p.dim() <= 1]
         self.optimizer = torch.optim.Adam(
@@ -336,6 +377,10 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.use_amp and self.device.type == "cuda")
         self.generator = torch.Generator().manual_seed(config.train.seed * 7919 + self.rank)
         self.step = 0
+        self.budget_seconds = None if minutes is None else float(minutes) * 60
+        if self.budget_seconds is not None and not self.budget_seconds > 0:
+            raise ValueError(f"the time budget must be positive minutes, got {minutes}")
+        self.train_seconds = 0.0
         self.history: list[dict] = []
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self.resumed_from: int | None = None
@@ -359,6 +404,8 @@ class Trainer:
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
             "history": self.history,
+            "train_seconds": self.train_seconds,
+            "budget_seconds": self.budget_seconds,
         }
         if torch.cuda.is_available():
             payload["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -379,6 +426,10 @@ class Trainer:
             torch.cuda.set_rng_state_all(checkpoint["cuda_rng"])
         self.step = int(checkpoint["step"])
         self.history = list(checkpoint.get("history", []))
+        self.train_seconds = float(checkpoint.get("train_seconds", 0.0))
+        saved_budget = checkpoint.get("budget_seconds")
+        if self.budget_seconds is None and saved_budget is not None:
+            self.budget_seconds = float(saved_budget)
         self.resumed_from = self.step
 
     def save(self) -> Path:
@@ -387,7 +438,7 @@ class Trainer:
         recompute_batch_norm(self.model, self.dataset, train.bn_recompute_images, train.batch_size,
                              seed=train.seed + self.step, device=self.device,
                              view=lambda batch: training_view(batch, self.config),
-                             detector_only=self.config.loss.lambda_recon == 0)
+                             detector_only=not self.config.trains_decoder)
         if self.rank == 0:
             atomic_save(self.state(), self.checkpoint_path)
             for function in self.callbacks["on_checkpoint"]:
@@ -404,11 +455,22 @@ class Trainer:
         return DataLoader(self.dataset, batch_sampler=sampler, collate_fn=_collate, num_workers=workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
 
+    def schedule_step(self) -> int:
+        """Where the schedule stands: the step, or with a time budget the budget's share of ``train.steps``."""
+        if self.budget_seconds is None:
+            return self.step
+        return min(self.config.train.steps, int(self.train_seconds / self.budget_seconds * self.config.train.steps))
+
+    def budget_spent(self) -> bool:
+        return self.budget_seconds is not None and self.train_seconds >= self.budget_seconds
+
     def train_step(self, images: torch.Tensor) -> dict[str, float]:
         """One optimisation step on a batch (B, C, S, S); returns the terms as floats."""
         config = self.config
+        started = time.perf_counter()
+        schedule = self.schedule_step()
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(config, self.step)
+            group["lr"] = learning_rate(config, schedule)
         images = images.to(self.device, non_blocking=True)
         if config.model.channels == 3:
             images = jitter_colours(images, config.train.brightness_jitter, config.train.contrast_jitter,
@@ -417,12 +479,12 @@ class Trainer:
             images = random_zoom(images, config.train.zoom_range, self.generator)
         if config.train.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        use_landmark_tps = (self.step >= config.train.landmark_tps_warmup
+        use_landmark_tps = (schedule >= config.train.landmark_tps_warmup
                             and torch.rand(1, generator=self.generator).item() < config.train.landmark_tps_ratio)
         self.model.train()
         amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         with torch.autocast(self.device.type, dtype=amp_dtype, enabled=self.use_amp):
-            total, terms = self.parallel_objective(images, self.step, self.generator, use_landmark_tps)
+            total, terms = self.parallel_objective(images, schedule, self.generator, use_landmark_tps)
         values = {name: float(value.detach()) for name, value in terms.items()}
         values["total"] = float(total.detach())
         if not math.isfinite(values["total"]):
@@ -434,8 +496,10 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
-        values["lr"] = learning_rate(config, self.step - 1)
+        values["lr"] = learning_rate(config, schedule)
         values["landmark_tps"] = float(use_landmark_tps)
+        values["schedule_step"] = schedule
+        self.train_seconds += time.perf_counter() - started
         return values
 
     def fit(self, steps: int | None = None) -> list[dict]:
@@ -444,7 +508,7 @@ class Trainer:
         train = self.config.train
         if self.resumed_from is not None and self.rank == 0:
             self.log(f"resumed from {self.checkpoint_path} at step {self.resumed_from}; training to step {target}")
-        if self.step >= target:
+        if self.step >= target or self.budget_spent():
             return self.history
         bar = None
         if self.progress and self.rank == 0:
@@ -453,7 +517,7 @@ class Trainer:
         running: dict[str, float] = defaultdict(float)
         count, started = 0, time.perf_counter()
         batches = iter(self._loader())
-        while self.step < target:
+        while self.step < target and not self.budget_spent():
             values = self.train_step(next(batches))
             for name, value in values.items():
                 running[name] += value
@@ -463,7 +527,8 @@ class Trainer:
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{values['total']:.3g}")
-            if self.step % train.log_every == 0 or self.step == target:
+            done = self.step == target or self.budget_spent()
+            if self.step % train.log_every == 0 or done:
                 entry = {"step": self.step, **{name: value / count for name, value in running.items()},
                          "seconds_per_step": (time.perf_counter() - started) / count}
                 self.history.append(entry)
@@ -471,7 +536,7 @@ class Trainer:
                     self.log(" ".join([f"step {self.step}/{target}"]
                                       + [f"{n}={entry[n]:.4g}" for n in ("total", *LOSS_TERMS, "seconds_per_step")]))
                 running, count, started = defaultdict(float), 0, time.perf_counter()
-            if self.step % train.checkpoint_every == 0 or self.step == target:
+            if self.step % train.checkpoint_every == 0 or done:
                 self.save()
         if bar is not None:
             bar.close()

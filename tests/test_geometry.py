@@ -14,6 +14,8 @@ import torch
 from lmdis.geometry import (
     confidence_maps,
     decoder_heatmaps,
+    heatmap_coverage,
+    landmark_mass,
     gaussian_approximation,
     gaussian_maps,
     image_to_padded_frame,
@@ -120,11 +122,11 @@ def test_gaussian_approximation_sums_to_one_and_uses_mean_variance():
     np.testing.assert_allclose(masks[0, 1].numpy(), expected, rtol=1e-12)
 
 
-def test_decoder_heatmaps_match_numpy(device):
+def test_decoder_heatmaps_density_form_matches_numpy(device):
     height = width = 8
     sigma = 0.15
     landmarks = np.array([[[0.2, 0.3], [0.7, 0.6], [0.5, 0.9]]])
-    maps = decoder_heatmaps(torch.tensor(landmarks, device=device), sigma, height, width).cpu().numpy()
+    maps = decoder_heatmaps(torch.tensor(landmarks, device=device), sigma, height, width, "density").cpu().numpy()
     raw = np.stack([numpy_gaussian(landmarks[0, k], sigma, height, width) for k in range(3)]
                    + [np.ones((height, width))])  # background channel is 1 before normalising
     expected = raw / raw.sum(axis=0, keepdims=True)
@@ -177,3 +179,72 @@ def test_gaussian_maps_gradcheck():
     centres = torch.rand(1, 2, 2, generator=generator, dtype=torch.float64).requires_grad_()
     sigma = (0.2 + 0.1 * torch.rand(1, 2, generator=generator, dtype=torch.float64)).requires_grad_()
     assert torch.autograd.gradcheck(lambda c, s: gaussian_maps(c, s, 6, 6), (centres, sigma))
+
+
+def _numpy_peak_heatmaps(landmarks, sigma, size):
+    """exp(-d^2 / 2 sigma^2) per landmark and a background of 1, normalised over channels."""
+    centres = (np.arange(size) + 0.5) / size
+    grid_x, grid_y = np.meshgrid(centres, centres)
+    raw = [np.exp(-((grid_x - x) ** 2 + (grid_y - y) ** 2) / (2 * sigma**2)) for x, y in landmarks]
+    raw = np.stack(raw + [np.ones((size, size))])
+    return raw / raw.sum(axis=0, keepdims=True)
+
+
+def test_decoder_heatmaps_peak_form_matches_numpy(device):
+    landmarks = np.array([[0.25, 0.3], [0.7, 0.65]])
+    maps = decoder_heatmaps(torch.tensor(landmarks[None], device=device), 0.06, 48, 48, "peak").cpu().numpy()
+    np.testing.assert_allclose(maps[0], _numpy_peak_heatmaps(landmarks, 0.06, 48), rtol=1e-12)
+
+
+def test_decoder_heatmaps_released_form_matches_the_authors_normaliser():
+    # exp(-d^2 / 2 s^2) / (2 pi s^4 (H W)^2) against 1 / (H W): at a landmark's
+    # own pixel centre the ratio to the background is 1 / (2 pi s^4 H W).
+    size, sigma = 80, 0.125
+    landmark = torch.tensor([[[20.5 / size, 40.5 / size]]], dtype=torch.float64)  # on a pixel centre
+    maps = decoder_heatmaps(landmark, sigma, size, size, "released")
+    ratio = maps[0, 0, 40, 20] / maps[0, 1, 40, 20]
+    assert float(ratio) == pytest.approx(1 / (2 * math.pi * sigma**4 * size * size), rel=1e-9)
+    assert float(ratio) == pytest.approx(0.102, abs=1e-3)  # "about 0.1 of the background" (REFERENCE.md)
+
+
+@pytest.mark.parametrize("sigma", [0.03, 0.06, 0.12, 0.25])
+def test_peak_heatmaps_mark_points_at_every_width(sigma):
+    """The regime chosen for Eq. (11): a landmark peaks at the background level
+    (share 1/2 at its centre, 1/3 at sigma sqrt(2 ln 2)) and owns no pixel."""
+    size = 96
+    landmark = torch.tensor([[[48.5 / size, 48.5 / size]]], dtype=torch.float64)
+    maps = decoder_heatmaps(landmark, sigma, size, size, "peak")
+    assert float(maps[0, 0, 48, 48]) == pytest.approx(0.5, abs=1e-12)
+    assert float(maps[0, 0].max()) == pytest.approx(0.5, abs=1e-12)
+    assert float(heatmap_coverage(maps)) == 0.0
+    # Far from the frame's edges the landmark's mass is the integral of
+    # g / (1 + g), g = exp(-r^2 / 2 s^2): 2 pi s^2 ln 2 in normalised units.
+    if sigma <= 0.12:
+        assert float(landmark_mass(maps)) == pytest.approx(2 * math.pi * sigma**2 * math.log(2), rel=0.02)
+
+
+def test_density_heatmaps_tile_the_frame_where_peak_ones_do_not():
+    # Ten uniformly random landmarks on a 48x48 map; coverage checked against numpy.
+    landmarks = torch.rand(16, 10, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    centres = (np.arange(48) + 0.5) / 48
+    grid_x, grid_y = np.meshgrid(centres, centres)
+    for sigma in (0.125, 0.25):
+        squared = ((grid_x[None, None] - landmarks[..., 0, None, None].numpy()) ** 2
+                   + (grid_y[None, None] - landmarks[..., 1, None, None].numpy()) ** 2)     # (B, K, H, W)
+        gaussian = np.exp(-squared / (2 * sigma**2))
+        for form, raw in (("density", gaussian / (2 * np.pi * sigma**2)), ("peak", gaussian)):
+            background = 1 / (1 + raw.sum(axis=1))
+            expected = (background < 0.5).mean(axis=(1, 2))
+            maps = decoder_heatmaps(landmarks, sigma, 48, 48, form)
+            np.testing.assert_allclose(heatmap_coverage(maps).numpy(), expected)
+            if form == "density":
+                assert expected.mean() > 0.8      # the channels tile the frame
+    peak = decoder_heatmaps(landmarks, 0.06, 48, 48, "peak")
+    assert float(heatmap_coverage(peak).mean()) < 0.05     # only where two landmarks overlap
+
+
+def test_decoder_heatmaps_reject_unknown_forms_and_shapes():
+    with pytest.raises(ValueError, match="unknown decoder heatmap form 'pdf'"):
+        decoder_heatmaps(torch.zeros(1, 2, 2), 0.1, 4, 4, "pdf")
+    with pytest.raises(ValueError, match=r"landmarks must be \(B, K, 2\), got \(2, 2\)"):
+        decoder_heatmaps(torch.zeros(2, 2), 0.1, 4, 4)

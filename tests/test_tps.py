@@ -259,3 +259,52 @@ def test_warp_and_apply_transform_agree_on_a_blob():
     assert (found - torch.tensor(centre)).abs().max() > 0.02  # the warp did move the blob
     mapped = apply_transform(found, transform)           # back to I
     np.testing.assert_allclose(mapped[:, 0].numpy(), np.broadcast_to(centre, (batch, 2)), atol=0.006)
+
+
+def _affine_transform(matrix, batch=1):
+    """g(p) = A p (no TPS bending, no similarity), as a RandomTransform."""
+    control = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]], dtype=torch.float64).expand(batch, -1, -1)
+    affine = torch.zeros(batch, 3, 2, dtype=torch.float64)
+    affine[:, 1:] = torch.tensor(matrix, dtype=torch.float64).T
+    zeros = torch.zeros(batch, dtype=torch.float64)
+    return RandomTransform(control, torch.zeros(batch, 3, 2, dtype=torch.float64), affine, zeros,
+                           torch.ones(batch, dtype=torch.float64), torch.zeros(batch, 2, dtype=torch.float64))
+
+
+def test_folded_fraction_of_known_maps():
+    from lmdis.tps import folded_fraction
+
+    assert float(folded_fraction(_affine_transform([[1.0, 0.0], [0.0, 1.0]]))) == 0.0
+    assert float(folded_fraction(_affine_transform([[-1.0, 0.0], [0.0, 1.0]]))) == 1.0   # a mirror
+    assert float(folded_fraction(_affine_transform([[0.5, 2.0], [1.0, 0.5]]))) == 1.0    # det = -1.75
+
+
+def test_folded_fraction_matches_a_numpy_jacobian_of_a_random_spline():
+    from lmdis.tps import folded_fraction
+
+    generator = torch.Generator().manual_seed(4)
+    transform = sample_random_transform(3, TransformConfig(grid_offset_std=0.1), generator, dtype=torch.float64)
+    size = 32
+    centres = (np.arange(size) + 0.5) / size
+    grid = np.stack(np.meshgrid(centres, centres), axis=-1).reshape(-1, 2)
+    step = 1e-4
+
+    def g(points):
+        return apply_transform(torch.tensor(points, dtype=torch.float64)[None].expand(3, -1, -1), transform).numpy()
+
+    dx = (g(grid + [step, 0]) - g(grid - [step, 0])) / (2 * step)
+    dy = (g(grid + [0, step]) - g(grid - [0, step])) / (2 * step)
+    expected = ((dx[..., 0] * dy[..., 1] - dx[..., 1] * dy[..., 0]) < 0).mean(axis=1)
+    np.testing.assert_allclose(folded_fraction(transform, size).numpy(), expected, atol=2 / size**2)
+
+
+def test_default_offsets_are_the_authors_and_rarely_fold():
+    """0.05 of the side (the authors' 0.1 in [-1, 1] units) folds about 2 % of a
+    7x7-grid warp; the same number read in [0, 1] units folds about a fifth."""
+    from lmdis.tps import folded_fraction
+
+    assert TransformConfig().grid_offset_std == 0.05 and TransformConfig().landmark_offset_std == 0.025
+    generator = torch.Generator().manual_seed(0)
+    folded = {std: float(folded_fraction(sample_random_transform(128, TransformConfig(grid_offset_std=std),
+                                                                 generator)).mean()) for std in (0.05, 0.1)}
+    assert folded[0.05] < 0.04 and folded[0.1] > 0.15

@@ -63,9 +63,11 @@ def test_schedules_follow_appendix_g3():
     assert learning_rate(config, 0) == pytest.approx(1e-3)
     assert learning_rate(config, 100_000) == pytest.approx(1e-4)
     assert learning_rate(config, 250_000) == pytest.approx(1e-5)
-    assert recon_weight(config, 0) == pytest.approx(0.01)
-    assert recon_weight(config, 150_000) == pytest.approx(0.1)
-    assert recon_weight(config, 200_000) == pytest.approx(1.0)
+    # Table 7's 0.01 times 10 on the released form of Eq. (17): the authors' 0.1.
+    assert config.loss.reconstruction_form == "released"
+    assert recon_weight(config, 0) == pytest.approx(0.1)
+    assert recon_weight(config, 150_000) == pytest.approx(1.0)
+    assert recon_weight(config, 200_000) == pytest.approx(10.0)
 
 
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
@@ -292,8 +294,9 @@ def test_warp_context_feeds_the_warped_branch_real_surroundings(tmp_path):
     trainer.objective(images, 0, torch.Generator().manual_seed(0), use_landmark_tps=False)
     centre = images[..., 4:20, 4:20]
     edge_padded = torch.nn.functional.pad(centre, (4, 4, 4, 4), mode="replicate")
-    torch.testing.assert_close(seen[0], edge_padded)
-    torch.testing.assert_close(seen[1], images, atol=1e-4, rtol=0)  # float32 TPS solve
+    assert len(seen) == 1                                    # one detector pass on the 2B batch
+    torch.testing.assert_close(seen[0][:4], edge_padded)
+    torch.testing.assert_close(seen[0][4:], images, atol=1e-4, rtol=0)  # float32 TPS solve
     # Training and the BN recomputation at the checkpoint run on the 24x24 data; the
     # saved model detects on 16x16 images.
     trainer.fit()
@@ -353,3 +356,72 @@ def test_batch_norm_statistics_are_the_exact_mean_over_the_subset(tmp_path, dete
     else:
         torch.testing.assert_close(norms["decoder"].running_mean.double(),
                                    torch.stack(seen["decoder"]).mean(dim=0), atol=1e-6, rtol=1e-5)
+
+
+def test_joint_detector_pass_is_the_two_passes_with_shared_statistics(tmp_path):
+    """Originals and warped copies as one 2B batch: with frozen statistics (eval
+    mode) exactly the two separate passes; in training mode one batch-norm
+    batch of 2B images."""
+    config = tiny_config(steps=1)
+    trainer = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False)
+    images = trainer.dataset.images[:4]
+    trainer.model.eval()
+    results = {}
+    for joint in (True, False):
+        for tps in (False, True):
+            config.train.joint_detector_pass = joint
+            inspect = {}
+            _, terms = trainer.objective(images, 0, torch.Generator().manual_seed(5), tps, inspect=inspect)
+            results[joint, tps] = terms, inspect
+    for tps in (False, True):
+        for name in ("conc", "sep", "eqv", "recon"):
+            torch.testing.assert_close(results[True, tps][0][name], results[False, tps][0][name],
+                                       atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(results[True, tps][1]["warped_landmarks"],
+                                   results[False, tps][1]["warped_landmarks"], atol=1e-6, rtol=0)
+    trainer.model.train()
+    config.train.joint_detector_pass = True
+    norm = next(m for m in trainer.model.detector.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    batches = []
+    norm.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    trainer.objective(images, 0, torch.Generator().manual_seed(5), False)
+    assert batches == [8]
+
+
+def test_time_budget_runs_the_schedule_as_fractions_of_the_budget(tmp_path):
+    config = tiny_config(steps=100)
+    config.train.lr_decay_steps = (80,)
+    config.train.landmark_tps_warmup = 50
+    config.loss.recon_increase_steps = (30,)
+    config.train.checkpoint_every = 1000
+    trainer = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False, minutes=10)
+    assert trainer.schedule_step() == 0
+    trainer.train_seconds = 0.3 * 600                       # 30 % of the budget spent after 0 steps
+    assert trainer.schedule_step() == 30
+    values = trainer.train_step(trainer.dataset.images[:4])
+    assert values["schedule_step"] == 30 and values["lr"] == pytest.approx(config.train.learning_rate)
+    trainer.train_seconds = 0.85 * 600
+    values = trainer.train_step(trainer.dataset.images[:4])
+    assert values["lr"] == pytest.approx(0.1 * config.train.learning_rate)   # the decay at 80 % is reached
+    assert trainer.step == 2
+    # The budget ends training before train.steps; the seconds and the budget are checkpointed.
+    trainer.train_seconds = 600 - 1e-9
+    trainer.fit()
+    assert trainer.step == 3 and trainer.budget_spent()
+    resumed = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False, resume=True)
+    assert resumed.budget_seconds == 600 and resumed.train_seconds == trainer.train_seconds
+    assert resumed.step == 3 and resumed.budget_spent()
+    resumed.fit()
+    assert resumed.step == 3
+    with pytest.raises(ValueError, match="positive minutes, got 0"):
+        Trainer(config, RandomImages(), tmp_path / "other", device="cpu", progress=False, minutes=0)
+
+
+def test_cli_minutes_trains_inside_the_budget(tmp_path):
+    from lmdis.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--preset", "mnist-cpu", "--out", str(out), "--minutes", "0.0001", "--no-progress"]) == 0
+    checkpoint = load_checkpoint(out / "checkpoint.pt")
+    assert checkpoint["step"] == 1 and checkpoint["budget_seconds"] == pytest.approx(0.006)
+    assert main(["train", "--preset", "mnist-cpu", "--out", str(tmp_path / "bad"), "--minutes", "-1"]) == 2
