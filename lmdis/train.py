@@ -498,7 +498,6 @@ class Trainer:
         self.step += 1
         values["lr"] = learning_rate(config, schedule)
         values["landmark_tps"] = float(use_landmark_tps)
-        values["schedule_step"] = schedule
         self.train_seconds += time.perf_counter() - started
         return values
 
