@@ -220,18 +220,15 @@ def _cpu_presets() -> dict[str, Config]:
     mtfl.loss.reconstruction_form = "released"
     mtfl.loss.recon_increase_steps = (4_500,)
 
-    # Table 1c's "w/o L_recon" on the same detector: without the descriptor
-    # and decoder a step costs 0.10 s instead of 0.21 on 2 cores, and the
-    # paper loses only 0.3 points of NME without L_recon. At equal time it
-    # beat mtfl-cpu in two seeds (benchmarks/PRESETS.md, session 5), so this
-    # is the preset for the MTFL NME within the hour. It has no decoder to
-    # reconstruct or edit with: mtfl-cpu stays the full model of Figure 1.
-    # 36,000 steps fill the hour; LR x0.1 at 28,000 (~50 minutes).
+    # Table 1c's "w/o L_recon" on the same detector, everything else as
+    # mtfl-cpu: without the descriptor and decoder a step costs about 0.4 of
+    # the full model's, so 36,000 steps fill the hour on 2 cores; LR x0.1 for
+    # the last fifth. docs/full_model.md compares the two.
     no_recon = copy.deepcopy(mtfl)
     no_recon.name = "mtfl-cpu-no-recon"
     no_recon.loss.lambda_recon = 0.0
     no_recon.train.steps = 36_000
-    no_recon.train.lr_decay_steps = (28_000,)
+    no_recon.train.lr_decay_steps = (28_800,)
     no_recon.train.checkpoint_every = 1_000
     return {"mnist-cpu": mnist, "mtfl-cpu": mtfl, "mtfl-cpu-no-recon": no_recon}
 
