@@ -180,8 +180,9 @@ def _mnist_preset() -> Config:
 def _cpu_presets() -> dict[str, Config]:
     """Small models that discover landmarks on a 2-core CPU in minutes.
 
-    How they were chosen is recorded in benchmarks/PRESETS.md (measured
-    runs, not guesses).
+    The MTFL presets' settings and their measurements are in
+    docs/full_model.md; the screens that chose the geometry (48x48, no
+    padding, batch 8) are in benchmarks/PRESETS.md.
     """
     mnist = _mnist_preset()
     mnist.name = "mnist-cpu"
