@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from lmdis.geometry import decoder_heatmaps, heatmap_coverage
-from lmdis.train import recon_weight
+from lmdis.train import LOSS_TERMS, term_weights
 
-TERM_NAMES = ("recon", "conc", "sep", "eqv")
+TERM_NAMES = LOSS_TERMS
 
 
 def landmark_gradient_norms(objective, images: torch.Tensor, step: int, generator: torch.Generator,
@@ -48,20 +48,11 @@ def landmark_gradient_norms(objective, images: torch.Tensor, step: int, generato
     """
     inspect: dict = {}
     _, terms = objective(images, step, generator, use_landmark_tps, inspect=inspect)
-    config = objective.config
-    weights = {"recon": recon_weight(config, step), "conc": config.loss.lambda_conc,
-               "sep": config.loss.lambda_sep, "eqv": config.loss.lambda_eqv}
-    targets = {"": inspect["landmarks"], "_warped": inspect["warped_landmarks"]}
-    names = list(targets) + [f"_maps{i}" for i in range(len(inspect["maps"]))]
-    tensors = list(targets.values()) + list(inspect["maps"])
+    weights = term_weights(objective.config, step)
+    landmarks = [inspect["landmarks"], inspect["warped_landmarks"]]
+    tensors = landmarks + list(inspect["maps"])
     totals = [torch.zeros_like(t) for t in tensors]
     norms: dict[str, float] = {}
-
-    def per_image_norm(gradients) -> float:
-        if len(gradients) == 1:                                    # maps of the 2B batch
-            return float(gradients[0].flatten(1).norm(dim=1).mean())
-        return float(torch.cat(gradients).flatten(1).norm(dim=1).mean())
-
     for term in (*TERM_NAMES, "total"):
         if term == "total":
             gradients = totals
@@ -71,9 +62,10 @@ def landmark_gradient_norms(objective, images: torch.Tensor, step: int, generato
                      if weighted.requires_grad else [None] * len(tensors))
             gradients = [torch.zeros_like(t) if g is None else g for g, t in zip(found, tensors)]
             totals = [a + g for a, g in zip(totals, gradients)]
-        for suffix, gradient in zip(names[:2], gradients[:2]):
-            norms[term + suffix] = float(gradient.flatten(1).norm(dim=1).mean())
-        norms[term + "_maps"] = per_image_norm(gradients[2:])
+        norms[term] = float(gradients[0].flatten(1).norm(dim=1).mean())
+        norms[f"{term}_warped"] = float(gradients[1].flatten(1).norm(dim=1).mean())
+        # One (2B, ...) tensor with the joint pass, two (B, ...) without: 2B rows either way.
+        norms[f"{term}_maps"] = float(torch.cat(gradients[2:]).flatten(1).norm(dim=1).mean())
     return norms
 
 

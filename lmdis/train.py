@@ -51,6 +51,12 @@ def recon_weight(config: Config, step: int) -> float:
     return config.loss.lambda_recon * 10**raised
 
 
+def term_weights(config: Config, step: int) -> dict[str, float]:
+    """The lambdas of Eq. (15) at ``step``, keyed like :data:`LOSS_TERMS`."""
+    return {"recon": recon_weight(config, step), "conc": config.loss.lambda_conc,
+            "sep": config.loss.lambda_sep, "eqv": config.loss.lambda_eqv}
+
+
 def learning_rate(config: Config, step: int) -> float:
     """Adam's rate at ``step``: x0.1 at each of ``lr_decay_steps`` (G.3)."""
     decays = sum(step >= boundary for boundary in config.train.lr_decay_steps)
@@ -184,8 +190,7 @@ class LandmarkObjective(nn.Module):
             "sep": 0.5 * (separation_loss(detection.landmarks, config.loss.sigma_sep)
                           + separation_loss(warped.landmarks, config.loss.sigma_sep)),
         }
-        weights = {"recon": recon_weight(config, step), "conc": config.loss.lambda_conc,
-                   "sep": config.loss.lambda_sep, "eqv": config.loss.lambda_eqv}
+        weights = term_weights(config, step)
         decoder_landmarks = model.to_image_frame(detection.landmarks)
         if inspect is not None:
             inspect.update(landmarks=detection.landmarks, warped_landmarks=warped.landmarks,
