@@ -181,8 +181,8 @@ def _cpu_presets() -> dict[str, Config]:
     """Small models that discover landmarks on a 2-core CPU in minutes.
 
     The MTFL presets' settings and their measurements are in
-    docs/full_model.md; the screens that chose the geometry (48x48, no
-    padding, batch 8) are in benchmarks/PRESETS.md.
+    docs/full_model.md; the evidence for the geometry (48x48, no padding,
+    batch 8) and the rejected alternatives are in docs/presets.md.
     """
     mnist = _mnist_preset()
     mnist.name = "mnist-cpu"
