@@ -8,10 +8,17 @@ are one table below, the CPU presets are documented where they are defined.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, fields
+import json
+import math
+import typing
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from numbers import Integral, Real
+from typing import Callable
 
+from lmdis.geometry import HEATMAP_FORMS
+from lmdis.losses import CONCENTRATION_FORMS, RECONSTRUCTION_FORMS
 from lmdis.model import ModelConfig
-from lmdis.networks import HourglassConfig
+from lmdis.networks import PADDING_MODES, HourglassConfig
 from lmdis.tps import TransformConfig
 
 
@@ -83,36 +90,238 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> "Config":
-        """Rebuild from :meth:`to_dict`; unknown keys are an error naming them."""
-        parts = {"model": ModelConfig, "loss": LossConfig, "transform": TransformConfig, "train": TrainConfig}
+        """Rebuild from :meth:`to_dict` (JSON lists allowed for tuples), then :meth:`validate`.
+
+        Unknown keys, values of the wrong type and values out of range are
+        errors naming the setting (``train.batch_size``), the value and what
+        was expected.
+        """
         kwargs = {}
         for key, value in values.items():
             if key == "name":
-                kwargs["name"] = value
-            elif key in parts:
-                known = {f.name for f in fields(parts[key])}
-                unknown = set(value) - known
-                if unknown:
-                    raise ValueError(f"unknown {key} settings {sorted(unknown)}; known: {sorted(known)}")
-                kwargs[key] = parts[key](**value)
+                kwargs["name"] = coerce_setting("name", value)
+            elif key in SECTIONS:
+                kwargs[key] = SECTIONS[key](**_coerce_fields(key, SECTIONS[key], value))
             else:
                 raise ValueError(f"unknown config section {key!r}; expected name, model, loss, transform, train")
         config = cls(**kwargs)
-        for section in ("loss", "train"):
-            part = getattr(config, section)
-            for name in ("recon_increase_steps", "lr_decay_steps", "zoom_range"):
-                if hasattr(part, name):
-                    setattr(part, name, _number_tuple(f"{section}.{name}", getattr(part, name)))
-        if len(config.train.zoom_range) != 2:
-            raise ValueError(f"train.zoom_range must be two numbers [low, high], got {list(config.train.zoom_range)}")
+        config.validate()
         return config
 
+    def validate(self) -> "Config":
+        """Check every setting's type and range and the settings that must agree; returns ``self``.
 
-def _number_tuple(name: str, value) -> tuple:
-    """A list of numbers as a tuple; a string such as ``"1,1"`` is an error naming the setting."""
-    if isinstance(value, (str, bytes)) or not all(isinstance(v, (int, float)) for v in value):
-        raise ValueError(f"{name} must be a list of numbers such as [1.0, 1.6], got {value!r}")
-    return tuple(value)
+        Raises:
+            ValueError: naming the first bad setting, its value and what was expected.
+        """
+        for section, part in SECTIONS.items():
+            _coerce_fields(section, part, asdict(getattr(self, section)))
+        model = self.model
+        margin = model.padded_size - model.image_size
+        if margin < 0 or margin % 2:
+            raise ValueError(f"model.padded_size={model.padded_size} must be at least model.image_size="
+                             f"{model.image_size} with an even difference (the edge padding is centred)")
+        networks = [("detector", model.padded_size), ("decoder", model.image_size)]
+        if model.use_descriptors:
+            networks.append(("descriptor", model.padded_size))
+        for name, side in networks:
+            poolings = len(getattr(model, name).widths) - 1
+            if side % 2**poolings:
+                frame = "padded_size" if name != "decoder" else "image_size"
+                raise ValueError(f"model.{name}.widths has {poolings + 1} levels ({poolings} poolings), which needs "
+                                 f"model.{frame} divisible by {2**poolings}; got {side}")
+        if not model.sigma_dec:
+            raise ValueError("model.sigma_dec=[]: expected at least one heatmap width such as [0.03, 0.06]")
+        low, high = self.train.zoom_range
+        if not 1 <= low <= high:
+            raise ValueError(f"train.zoom_range={list(self.train.zoom_range)}: expected [low, high] with "
+                             f"1 <= low <= high (1 = no zoom)")
+        return self
+
+
+# --------------------------------------------------------------------------- settings: types and ranges
+
+SECTIONS = {"model": ModelConfig, "loss": LossConfig, "transform": TransformConfig, "train": TrainConfig}
+
+
+# A rule is (test, description); "{a}" in the description becomes "an integer"
+# or "a number" after the setting's type.
+def _between(low: float, high: float) -> tuple[Callable[[float], bool], str]:
+    return (lambda value: low <= value <= high), f"{{a}} in [{low:g}, {high:g}]"
+
+
+_POSITIVE = (lambda value: value > 0), "a positive {kind}"
+_NON_NEGATIVE = (lambda value: value >= 0), "a non-negative {kind}"
+_FRACTION = _between(0, 1)
+
+
+def _one_of(choices) -> tuple[Callable[[object], bool], str]:
+    return (lambda value: value in choices), f"one of {tuple(choices)}"
+
+
+# Ranges by (dataclass, field); a rule on a list or tuple applies to each element.
+# Settings not listed take any value of their type.
+_RANGES = {
+    (ModelConfig, "num_landmarks"): _POSITIVE, (ModelConfig, "channels"): _one_of((1, 3)),
+    (ModelConfig, "image_size"): _POSITIVE, (ModelConfig, "padded_size"): _POSITIVE,
+    (ModelConfig, "feature_channels"): _POSITIVE, (ModelConfig, "descriptor_dim"): _POSITIVE,
+    (ModelConfig, "decoder_feature_channels"): _POSITIVE, (ModelConfig, "sigma_dec"): _POSITIVE,
+    (ModelConfig, "heatmap_form"): _one_of(HEATMAP_FORMS), (ModelConfig, "pooling"): _one_of(("gaussian", "softmax")),
+    (ModelConfig, "detector_output_gain"): _POSITIVE,
+    (HourglassConfig, "widths"): _POSITIVE, (HourglassConfig, "skip_depth"): _POSITIVE,
+    (HourglassConfig, "convs_per_level"): _POSITIVE, (HourglassConfig, "padding_mode"): _one_of(PADDING_MODES),
+    (LossConfig, "lambda_recon"): _NON_NEGATIVE, (LossConfig, "recon_increase_steps"): _NON_NEGATIVE,
+    (LossConfig, "lambda_conc"): _NON_NEGATIVE, (LossConfig, "lambda_sep"): _NON_NEGATIVE,
+    (LossConfig, "sigma_sep"): _POSITIVE, (LossConfig, "lambda_eqv"): _NON_NEGATIVE,
+    (LossConfig, "sigma_color"): _POSITIVE, (LossConfig, "concentration_form"): _one_of(CONCENTRATION_FORMS),
+    (LossConfig, "reconstruction_form"): _one_of(RECONSTRUCTION_FORMS),
+    (TransformConfig, "grid_size"): ((lambda value: value >= 2), "{a} >= 2"),
+    (TransformConfig, "grid_offset_std"): _NON_NEGATIVE, (TransformConfig, "landmark_offset_std"): _NON_NEGATIVE,
+    (TransformConfig, "translation_range"): _NON_NEGATIVE, (TransformConfig, "rotation_std_degrees"): _NON_NEGATIVE,
+    (TransformConfig, "log_scale_std"): _NON_NEGATIVE, (TransformConfig, "landmark_regularisation"): _NON_NEGATIVE,
+    (TrainConfig, "steps"): _POSITIVE, (TrainConfig, "batch_size"): _POSITIVE,
+    (TrainConfig, "learning_rate"): _POSITIVE, (TrainConfig, "lr_decay_steps"): _NON_NEGATIVE,
+    (TrainConfig, "weight_decay"): _NON_NEGATIVE, (TrainConfig, "landmark_tps_ratio"): _FRACTION,
+    (TrainConfig, "landmark_tps_warmup"): _NON_NEGATIVE, (TrainConfig, "brightness_jitter"): _FRACTION,
+    (TrainConfig, "contrast_jitter"): _FRACTION, (TrainConfig, "zoom_range"): ((lambda value: value >= 1), "{a} >= 1"),
+    (TrainConfig, "warp_context"): _FRACTION, (TrainConfig, "bn_recompute_images"): _NON_NEGATIVE,
+    (TrainConfig, "log_every"): _POSITIVE, (TrainConfig, "checkpoint_every"): _POSITIVE,
+    # Seeds are multiplied by primes and added to epochs inside 64-bit generators.
+    (TrainConfig, "seed"): ((lambda value: 0 <= value < 2**32), "{a} in [0, 2**32)"),
+    (TrainConfig, "num_workers"): _NON_NEGATIVE,
+}
+
+_EXAMPLES = {int: "100000, 200000", float: "0.03, 0.06"}
+
+
+def setting_names(section: str | None = None) -> list[str]:
+    """Every dotted setting name (``train.batch_size``, ``model.detector.widths``), or one section's."""
+    def names(prefix: str, part) -> list[str]:
+        found = []
+        for name, kind in typing.get_type_hints(part).items():
+            found += names(f"{prefix}.{name}", kind) if is_dataclass(kind) else [f"{prefix}.{name}"]
+        return found
+    return [name for key, part in SECTIONS.items() if section in (None, key) for name in names(key, part)]
+
+
+def setting_type(name: str) -> tuple[type, str, object]:
+    """``(dataclass, field, type)`` of a dotted setting name; unknown names are an error listing the known ones."""
+    section, _, rest = name.partition(".")
+    if section not in SECTIONS or not rest:
+        raise ValueError(f"unknown setting {name!r}: expected SECTION.KEY with SECTION one of "
+                         f"{', '.join(SECTIONS)} (e.g. train.batch_size)")
+    owner, parts = SECTIONS[section], rest.split(".")
+    for depth, key in enumerate(parts):
+        hints = typing.get_type_hints(owner)
+        if key not in hints:
+            known = setting_names(section)
+            raise ValueError(f"unknown setting {name!r}; {section} settings: {', '.join(known)}")
+        if depth < len(parts) - 1:
+            if not is_dataclass(hints[key]):
+                raise ValueError(f"unknown setting {name!r}: {'.'.join([section, *parts[:depth + 1]])} "
+                                 f"has no sub-settings")
+            owner = hints[key]
+    return owner, parts[-1], hints[parts[-1]]
+
+
+def parse_setting(name: str, text: str):
+    """The value of setting ``name`` from command-line text (``--set name=text``), type- and range-checked.
+
+    Strings are taken as written (quotes optional); booleans are ``true`` or
+    ``false``; numbers and lists (``[1, 2]``) are JSON. A group of
+    sub-settings (``model.detector={"widths": [16, 32]}``) gives a dict of
+    the settings named, to be merged into the current ones.
+
+    Raises:
+        ValueError: naming the setting, the text and what was expected.
+    """
+    _, _, kind = setting_type(name)
+    if kind is str:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        return coerce_setting(name, value if isinstance(value, str) else text)
+    if kind is bool and text.strip().lower() in ("true", "false"):
+        return text.strip().lower() == "true"
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    if is_dataclass(kind):
+        return _coerce_fields(name, kind, value)
+    return coerce_setting(name, value)
+
+
+def coerce_setting(name: str, value):
+    """``value`` as setting ``name`` stores it (JSON ints for floats, lists for tuples), checked.
+
+    Raises:
+        ValueError: a value of another type or out of the setting's range,
+            naming the setting, the value and what was expected.
+    """
+    if name == "name":
+        if not isinstance(value, str):
+            raise ValueError(f"name={value!r}: expected a string")
+        return value
+    owner, key, kind = setting_type(name)
+    return _coerce(name, value, kind, _RANGES.get((owner, key)))
+
+
+def _coerce_fields(prefix: str, part, values) -> dict:
+    """The fields of dataclass ``part`` given as a dict, each coerced; unknown keys are an error."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{prefix}={values!r}: expected a mapping of {part.__name__} settings")
+    known = {f.name for f in fields(part)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {prefix} settings {sorted(unknown)}; known: {sorted(known)}")
+    return {key: coerce_setting(f"{prefix}.{key}", value) for key, value in values.items()}
+
+
+def _coerce(name: str, value, kind, rule):
+    origin, arguments = typing.get_origin(kind), typing.get_args(kind)
+    if is_dataclass(kind):
+        if is_dataclass(value):
+            value = asdict(value)
+        return kind(**_coerce_fields(name, kind, value))
+    if origin in (tuple, list):
+        element = arguments[0]
+        fixed = origin is tuple and Ellipsis not in arguments
+        if fixed:
+            # The one fixed-length tuple is a [low, high] range (train.zoom_range).
+            expected = "two numbers [low, high] such as [1.0, 1.6]"
+        else:
+            expected = f"a list of {'integers' if element is int else 'numbers'} such as [{_EXAMPLES[element]}]"
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ValueError(f"{name}={value!r}: expected {expected}")
+        if fixed and len(value) != len(arguments):
+            raise ValueError(f"{name}={list(value)!r}: expected {expected}")
+        items = [_coerce(f"{name}[{index}]", item, element, rule) for index, item in enumerate(value)]
+        if not items and origin is list:
+            raise ValueError(f"{name}=[]: expected {expected}")
+        return tuple(items) if origin is tuple else items
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name}={value!r}: expected true or false")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, Real) or not (
+                isinstance(value, Integral) or (math.isfinite(value) and float(value).is_integer())):
+            raise ValueError(f"{name}={value!r}: expected an integer")
+        value = int(value)
+    elif kind is float:
+        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+            raise ValueError(f"{name}={value!r}: expected a finite number")
+        value = float(value)
+    elif kind is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name}={value!r}: expected a string")
+    if rule is not None and not rule[0](value):
+        kind_name = {int: "integer", float: "number", str: "string"}[kind]
+        article = "an" if kind is int else "a"
+        raise ValueError(f"{name}={value!r}: expected {rule[1].format(kind=kind_name, a=f'{article} {kind_name}')}")
+    return value
 
 
 # Table 7: (K, 1st/2nd LR decay, initial lambda_recon, 1st/2nd increase,
