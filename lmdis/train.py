@@ -291,8 +291,33 @@ def atomic_save(payload: dict, path: Path) -> None:
     os.replace(temporary, path)
 
 
+def non_finite_tensor(tensors: dict, prefix: str = "") -> str | None:
+    """The name and count of the first floating-point tensor with a NaN or infinity in a nested dict, or None.
+
+    Args:
+        tensors: a state dict, or an optimiser's (nested dicts and lists of tensors).
+    """
+    for key, value in tensors.items() if isinstance(tensors, dict) else enumerate(tensors):
+        name = f"{prefix}{key}"
+        if isinstance(value, torch.Tensor):
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                bad = int((~torch.isfinite(value)).sum())
+                return f"{name} ({bad} of {value.numel()} values NaN or infinite)"
+        elif isinstance(value, (dict, list, tuple)):
+            found = non_finite_tensor(value, f"{name}.")
+            if found is not None:
+                return found
+    return None
+
+
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint written by :class:`Trainer`; errors name the file."""
+    """Load a checkpoint written by :class:`Trainer`; errors name the file.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not a readable lmdis checkpoint, or weights or optimiser
+            state with NaN or infinite values (the tensor is named).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
@@ -300,18 +325,56 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         checkpoint = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for corrupt files
         raise ValueError(f"cannot read checkpoint {path}: {error}") from error
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not an lmdis checkpoint (a dict)")
     missing = {"model", "config", "step"} - set(checkpoint)
     if missing:
         raise ValueError(f"checkpoint {path} lacks {sorted(missing)}; is it an lmdis checkpoint?")
+    for part, what in (("model", "weights"), ("optimizer", "optimiser state")):
+        found = non_finite_tensor(checkpoint.get(part) or {})
+        if found is not None:
+            raise ValueError(f"checkpoint {path} has non-finite {what}: {found}; it cannot be used")
     return checkpoint
 
 
+def load_weights(model: nn.Module, state: dict, path: str | Path) -> None:
+    """``model.load_state_dict(state)`` with an error naming the file and the tensors that do not fit.
+
+    Raises:
+        ValueError: tensors missing from ``state``, unexpected in it, or of
+            another shape than ``model`` (built from the checkpoint's own
+            config) has.
+    """
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    reshaped = [f"{name} is {tuple(state[name].shape)} in the file, {tuple(tensor.shape)} in the model"
+                for name, tensor in expected.items()
+                if name in state and tuple(getattr(state[name], "shape", ())) != tuple(tensor.shape)]
+    problems = ([f"{len(reshaped)} tensors of another shape, e.g. {reshaped[0]}"] if reshaped else []) + (
+        [f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}"] if missing else []) + (
+        [f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}"] if unexpected else [])
+    if problems:
+        raise ValueError(f"checkpoint {path}: its weights do not fit the model its config describes "
+                         f"({'; '.join(problems)})")
+    model.load_state_dict(state)
+
+
 def model_from_checkpoint(path: str | Path, device="cpu") -> tuple[LandmarkAutoencoder, Config]:
-    """The trained autoencoder (eval mode) and its config from a checkpoint file."""
+    """The trained autoencoder (eval mode) and its config from a checkpoint file.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`load_checkpoint`, plus a
+            config that is not valid or weights that do not fit it (the
+            file and the tensor are named).
+    """
     checkpoint = load_checkpoint(path)
-    config = Config.from_dict(checkpoint["config"])
+    try:
+        config = Config.from_dict(checkpoint["config"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint {path} has an invalid config: {error}") from error
     model = LandmarkAutoencoder(config.model)
-    model.load_state_dict(checkpoint["model"])
+    load_weights(model, checkpoint["model"], path)
     return model.to(device).eval(), config
 
 
@@ -352,7 +415,7 @@ class Trainer:
     def __init__(self, config: Config, dataset: Dataset, out_dir: str | Path, device: str = "auto",
                  progress: bool = True, resume: bool = False, log: Callable[[str], None] = print,
                  minutes: float | None = None):
-        self.config = config
+        self.config = config.validate()
         self.dataset = dataset
         self.out_dir = Path(out_dir)
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
@@ -389,6 +452,7 @@ class Trainer:
         self.history: list[dict] = []
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self.resumed_from: int | None = None
+        self.saved_step: int | None = None  # the step of the checkpoint on disk written or resumed by this trainer
         if resume and self.checkpoint_path.exists():
             self._restore(load_checkpoint(self.checkpoint_path, map_location=self.device))
 
@@ -421,7 +485,7 @@ class Trainer:
         if saved.model != self.config.model:
             raise ValueError(f"checkpoint {self.checkpoint_path} was trained with another model config; "
                              f"use a new --out folder or the same preset")
-        self.model.load_state_dict(checkpoint["model"])
+        load_weights(self.model, checkpoint["model"], self.checkpoint_path)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])
@@ -435,17 +499,38 @@ class Trainer:
         saved_budget = checkpoint.get("budget_seconds")
         if self.budget_seconds is None and saved_budget is not None:
             self.budget_seconds = float(saved_budget)
-        self.resumed_from = self.step
+        self.resumed_from = self.saved_step = self.step
+
+    def _kept_checkpoint(self) -> str:
+        """Which checkpoint a run that stops now leaves behind, for error messages."""
+        if self.saved_step is not None:
+            return f"the last checkpoint {self.checkpoint_path} (step {self.saved_step}) is kept unchanged"
+        if self.checkpoint_path.exists():
+            return f"{self.checkpoint_path}, from before this run, is kept unchanged"
+        return f"no checkpoint was written to {self.out_dir}"
 
     def save(self) -> Path:
-        """Recompute BN statistics (G.3), then write ``checkpoint.pt`` atomically (rank 0)."""
+        """Recompute BN statistics (G.3), then write ``checkpoint.pt`` atomically (rank 0).
+
+        Raises:
+            FloatingPointError: a weight, batch-norm statistic or optimiser
+                state is NaN or infinite (the run diverged); nothing is
+                written and the previous checkpoint stays as it was.
+        """
         train = self.config.train
         recompute_batch_norm(self.model, self.dataset, train.bn_recompute_images, train.batch_size,
                              seed=train.seed + self.step, device=self.device,
                              view=lambda batch: training_view(batch, self.config),
                              detector_only=not self.config.trains_decoder)
+        state = self.state()
+        for part, what in (("model", "the model"), ("optimizer", "the optimiser state")):
+            found = non_finite_tensor(state[part])
+            if found is not None:
+                raise FloatingPointError(f"training diverged by step {self.step}: {what} is not finite ({found}); "
+                                         f"it was not saved, and {self._kept_checkpoint()}")
         if self.rank == 0:
-            atomic_save(self.state(), self.checkpoint_path)
+            atomic_save(state, self.checkpoint_path)
+            self.saved_step = self.step
             for function in self.callbacks["on_checkpoint"]:
                 function(self, self.checkpoint_path)
         if self.world_size > 1:
@@ -493,9 +578,8 @@ class Trainer:
         values = {name: float(value.detach()) for name, value in terms.items()}
         values["total"] = float(total.detach())
         if not math.isfinite(values["total"]):
-            raise FloatingPointError(
-                f"loss is not finite at step {self.step}: {values}; the last checkpoint "
-                f"{self.checkpoint_path} is kept unchanged")
+            raise FloatingPointError(f"training diverged: the loss is not finite at step {self.step} ({values}); "
+                                     f"{self._kept_checkpoint()}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
@@ -518,30 +602,32 @@ class Trainer:
         if self.progress and self.rank == 0:
             from tqdm.auto import tqdm
             bar = tqdm(total=target, initial=self.step, desc="train")
-        running: dict[str, float] = defaultdict(float)
-        count, started = 0, time.perf_counter()
-        batches = iter(self._loader())
-        while self.step < target and not self.budget_spent():
-            values = self.train_step(next(batches))
-            for name, value in values.items():
-                running[name] += value
-            count += 1
-            for function in self.callbacks["on_step_end"]:
-                function(self, values)
+        try:
+            running: dict[str, float] = defaultdict(float)
+            count, started = 0, time.perf_counter()
+            batches = iter(self._loader())
+            while self.step < target and not self.budget_spent():
+                values = self.train_step(next(batches))
+                for name, value in values.items():
+                    running[name] += value
+                count += 1
+                for function in self.callbacks["on_step_end"]:
+                    function(self, values)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{values['total']:.3g}")
+                done = self.step == target or self.budget_spent()
+                if self.step % train.log_every == 0 or done:
+                    entry = {"step": self.step, **{name: value / count for name, value in running.items()},
+                             "seconds_per_step": (time.perf_counter() - started) / count}
+                    self.history.append(entry)
+                    if bar is None and self.rank == 0:
+                        shown = ("total", *LOSS_TERMS, "seconds_per_step")
+                        self.log(" ".join([f"step {self.step}/{target}"] + [f"{n}={entry[n]:.4g}" for n in shown]))
+                    running, count, started = defaultdict(float), 0, time.perf_counter()
+                if self.step % train.checkpoint_every == 0 or done:
+                    self.save()
+        finally:
             if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{values['total']:.3g}")
-            done = self.step == target or self.budget_spent()
-            if self.step % train.log_every == 0 or done:
-                entry = {"step": self.step, **{name: value / count for name, value in running.items()},
-                         "seconds_per_step": (time.perf_counter() - started) / count}
-                self.history.append(entry)
-                if bar is None and self.rank == 0:
-                    self.log(" ".join([f"step {self.step}/{target}"]
-                                      + [f"{n}={entry[n]:.4g}" for n in ("total", *LOSS_TERMS, "seconds_per_step")]))
-                running, count, started = defaultdict(float), 0, time.perf_counter()
-            if self.step % train.checkpoint_every == 0 or done:
-                self.save()
-        if bar is not None:
-            bar.close()
+                bar.close()
         return self.history
