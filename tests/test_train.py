@@ -427,3 +427,77 @@ def test_cli_minutes_trains_inside_the_budget(tmp_path):
     checkpoint = load_checkpoint(out / "checkpoint.pt")
     assert checkpoint["step"] == 1 and checkpoint["budget_seconds"] == pytest.approx(0.006)
     assert main(["train", "--preset", "mnist-cpu", "--out", str(tmp_path / "bad"), "--minutes", "-1"]) == 2
+
+
+@pytest.mark.parametrize("part", ["model", "optimizer"])
+def test_diverged_run_saves_nothing_and_names_the_step_and_the_kept_checkpoint(tmp_path, part):
+    """Weights (or Adam moments) that turn infinite between checkpoints are never written."""
+    config = tiny_config(steps=9)
+
+    def diverge(trainer, values):
+        if trainer.step == 6:
+            if part == "model":
+                next(trainer.model.detector.parameters()).data.fill_(float("inf"))
+            else:
+                next(iter(trainer.optimizer.state.values()))["exp_avg"].fill_(float("nan"))
+
+    trainer = Trainer(config, RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None)
+    trainer.add_callback("on_step_end", diverge)
+    with pytest.raises(FloatingPointError) as error:
+        trainer.fit()
+    message = str(error.value)
+    assert "diverged by step 6" in message and f"{tmp_path / 'checkpoint.pt'} (step 3) is kept unchanged" in message
+    assert ("the model is not finite" if part == "model" else "the optimiser state is not finite") in message
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert checkpoint["step"] == 3
+
+
+def test_diverged_first_checkpoint_leaves_no_file(tmp_path):
+    config = tiny_config(steps=3)
+    trainer = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False, log=lambda s: None)
+    trainer.add_callback("on_step_end", lambda trainer, values: next(trainer.model.parameters()).data.fill_(
+        float("nan")) if trainer.step == 3 else None)
+    with pytest.raises(FloatingPointError, match="no checkpoint was written"):
+        trainer.fit()
+    assert not (tmp_path / "run").exists()
+
+
+def test_loading_refuses_non_finite_weights_naming_file_and_tensor(tmp_path):
+    from lmdis.train import model_from_checkpoint
+
+    Trainer(tiny_config(steps=3), RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None).fit()
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    checkpoint["model"]["decoder.network.head.0.weight"][0, 0, 0, 0] = float("-inf")
+    atomic_save(checkpoint, tmp_path / "poisoned.pt")
+    for load in (load_checkpoint, model_from_checkpoint):
+        with pytest.raises(ValueError, match=r"poisoned\.pt has non-finite weights: "
+                                             r"decoder\.network\.head\.0\.weight \(1 of"):
+            load(tmp_path / "poisoned.pt")
+    (tmp_path / "resume").mkdir()
+    (tmp_path / "resume" / "checkpoint.pt").write_bytes((tmp_path / "poisoned.pt").read_bytes())
+    with pytest.raises(ValueError, match=r"resume/checkpoint\.pt has non-finite weights"):
+        Trainer(tiny_config(steps=6), RandomImages(), tmp_path / "resume", device="cpu", progress=False, resume=True)
+
+
+def test_weights_that_do_not_fit_their_config_name_file_and_tensor(tmp_path):
+    from lmdis.train import model_from_checkpoint
+
+    Trainer(tiny_config(steps=3), RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None).fit()
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    checkpoint["config"]["model"]["num_landmarks"] = 10                    # the weights are for K = 3
+    atomic_save(checkpoint, tmp_path / "k10.pt")
+    with pytest.raises(ValueError, match=r"k10\.pt: its weights do not fit .*detector\.network\.head\.0\.weight "
+                                         r"is \(4, 4, 1, 1\) in the file, \(11, 4, 1, 1\) in the model"):
+        model_from_checkpoint(tmp_path / "k10.pt")
+    del checkpoint["model"]["detector.network.head.1.bias"]
+    checkpoint["config"]["model"]["num_landmarks"] = 3
+    atomic_save(checkpoint, tmp_path / "short.pt")
+    with pytest.raises(ValueError, match=r"short\.pt: .*missing \['detector\.network\.head\.1\.bias'\]"):
+        model_from_checkpoint(tmp_path / "short.pt")
+
+
+def test_trainer_checks_its_config(tmp_path):
+    config = tiny_config()
+    config.train.checkpoint_every = 0
+    with pytest.raises(ValueError, match=r"train\.checkpoint_every=0: expected a positive integer"):
+        Trainer(config, RandomImages(), tmp_path, device="cpu", progress=False)
