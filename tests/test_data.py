@@ -163,6 +163,39 @@ def test_image_size_of_reads_width_then_height(tmp_path):
 
 # --------------------------------------------------------------------------- list_images
 
+def test_pixel_limit_names_the_file_its_size_and_the_limit(tmp_path, monkeypatch):
+    from lmdis.data import core, load_crop
+
+    path = write_image(tmp_path / "wide.png", np.zeros((4, 300), np.uint8))   # 1,200 pixels
+    for read in (lambda **limit: load_image(path, 3, 8, **limit), lambda **limit: image_size_of(path, **limit),
+                 lambda **limit: load_crop(path, (0, 0, 4, 4), 3, 8, **limit)):
+        with pytest.raises(ValueError, match=r"wide\.png is 300x4 = 1,200 pixels, more than the limit of 1,000"):
+            read(max_pixels=1000)
+        read(max_pixels=1200)
+    monkeypatch.setattr(core, "MAX_IMAGE_PIXELS", 1199)                        # the default the CLI sets
+    with pytest.raises(ValueError, match="limit of 1,199"):
+        load_image(path)
+    assert Image.MAX_IMAGE_PIXELS is not None                                  # PIL's own check is back on
+
+
+def test_every_unreadable_file_is_listed(tmp_path):
+    from lmdis.data import InMemoryDataset, export_image_folder
+
+    for index in range(4):
+        write_image(tmp_path / "images" / f"{index}.png", np.full((8, 8), 10 * index, np.uint8))
+    (tmp_path / "images" / "1.png").write_bytes(b"")
+    (tmp_path / "images" / "3.png").write_bytes(b"GIF89a")
+    folder = ImageFolderDataset(tmp_path / "images", image_size=8)
+    for build in (InMemoryDataset, lambda dataset: export_image_folder(dataset, tmp_path / "out")):
+        with pytest.raises(ValueError) as error:
+            build(folder)
+        lines = str(error.value).splitlines()
+        assert lines[0] == "2 of 4 images cannot be read:"
+        named = [Path(line.split("cannot read image ")[1].split(":")[0]).name for line in lines[1:]]
+        assert named == ["1.png", "3.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]            # the export wrote nothing
+
+
 def test_list_images_recursive_sorted_and_filtered(tmp_path):
     for name in ["z.png", "b.jpg", "sub/m.JPEG", "sub/deeper/a.webp", ".hidden.png"]:
         write_image(tmp_path / name, np.zeros((2, 2), np.uint8))
