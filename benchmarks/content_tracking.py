@@ -20,9 +20,9 @@ import json
 
 import torch
 
+from lmdis.checkpoint import model_from_checkpoint
 from lmdis.data import open_dataset
 from lmdis.evaluate import content_tracking_gain, warp_tracking
-from lmdis.train import model_from_checkpoint
 
 
 def main():

@@ -18,8 +18,10 @@ import json
 
 import torch
 
-from lmdis.cli import _parse_override, build_config, training_dataset
-from lmdis.diagnostics import TERM_NAMES, decoder_coverage, landmark_gradient_norms
+from lmdis.config import build_config, parse_override as _parse_override
+from lmdis.data import training_dataset
+from lmdis.diagnostics import decoder_coverage, landmark_gradient_norms
+from lmdis.losses import LOSS_TERMS as TERM_NAMES
 from lmdis.train import Trainer, training_view
 
 

@@ -6,7 +6,7 @@
 Prints a table: for each discovered landmark, the annotated point (eyes, nose,
 mouth corners) it lies closest to on average over the 2,995 test faces, and
 the mean and standard deviation of that distance in pixels of the 80x80 crop
-(``lmdis.diagnostics.nearest_annotated_points``), then the NME. ``--figure``
+(``lmdis.evaluate.nearest_annotated_points``), then the NME. ``--figure``
 writes Figure 9-style panels of test faces: MTFL is research-only data, so
 keep the picture out of the repository (``runs/`` is git-ignored).
 """
@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from lmdis.diagnostics import nearest_annotated_points
-from lmdis.evaluate import Benchmark
-from lmdis.train import model_from_checkpoint
+from lmdis.checkpoint import model_from_checkpoint
+from lmdis.evaluate import Benchmark, nearest_annotated_points
 
 MTFL_CROP_SIDE = 80
 

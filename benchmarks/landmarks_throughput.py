@@ -38,10 +38,10 @@ import psutil
 import torch
 from PIL import Image
 
+from lmdis.checkpoint import atomic_save
 from lmdis.config import preset
 from lmdis.data import shared_data_root
 from lmdis.model import LandmarkAutoencoder
-from lmdis.train import atomic_save
 
 REPO = Path(__file__).resolve().parents[1]
 

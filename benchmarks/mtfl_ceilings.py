@@ -25,7 +25,8 @@ import json
 
 import numpy as np
 
-from lmdis.data import MTFL_IMAGE_SIZE, open_dataset
+from lmdis.data import open_dataset
+from lmdis.data.mtfl import IMAGE_SIZE as MTFL_IMAGE_SIZE
 from lmdis.evaluate import mean_shape_report, regression_report, similarity_projection
 
 NOISE_PX = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0)  # in pixels of the 80x80 crops

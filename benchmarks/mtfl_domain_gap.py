@@ -18,9 +18,10 @@ import json
 import numpy as np
 import torch
 
-from lmdis.data import MTFL_IMAGE_SIZE, InMemoryDataset, open_dataset
+from lmdis.checkpoint import model_from_checkpoint
+from lmdis.data import InMemoryDataset, open_dataset
+from lmdis.data.mtfl import IMAGE_SIZE as MTFL_IMAGE_SIZE
 from lmdis.evaluate import detect_all, mean_shape_report, regression_report
-from lmdis.train import model_from_checkpoint
 
 
 def main():

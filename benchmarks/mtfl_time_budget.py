@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from lmdis.cli import _parse_override, build_config, training_dataset
+from lmdis.config import build_config, parse_override as _parse_override
+from lmdis.data import training_dataset
 from lmdis.evaluate import Benchmark
 from lmdis.train import Trainer
 

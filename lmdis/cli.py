@@ -35,14 +35,21 @@ from pathlib import Path
 
 import torch
 
-from lmdis.config import Config, parse_setting, preset, preset_names, setting_type
+from lmdis.checkpoint import load_checkpoint, model_from_checkpoint
+from lmdis.config import Config, build_config, parse_override, preset_names
+from lmdis.data import (DATASET_NAMES, dataset_protocol, export_image_folder, list_images, open_dataset,
+                        training_dataset)
+from lmdis.data import images as image_files
+from lmdis.inference import write_landmarks_csv
+from lmdis.plotting import save_landmark_figure
+from lmdis.train import Trainer, select_device
 
 
 # --------------------------------------------------------------------------- checking the command line
 #
 # Every value is checked before any data is read or a step is taken: argparse
-# types for single values, build_config for the settings, the _check_*
-# functions for paths. A bad value is an error naming the option, the value
+# types for single values, lmdis.config.build_config for the settings, the
+# _check_* functions for paths. A bad value is an error naming the option, the value
 # and what was expected, with exit status 2.
 
 def _positive_int(text: str) -> int:
@@ -83,50 +90,12 @@ def _device(text: str) -> str:
     return text
 
 
-def _parse_override(text: str) -> tuple[str, str, object]:
-    """``section.key=value`` -> (section, key, value), the value checked against the setting's type and range.
-
-    ``key`` may name a sub-setting (``model.detector.widths``). Strings are
-    taken as written, booleans are ``true``/``false``, the rest is JSON.
-    """
-    name, separator, raw = text.partition("=")
-    if not separator or "." not in name:
-        raise argparse.ArgumentTypeError(f"expected SECTION.KEY=VALUE (e.g. train.batch_size=8), got {text!r}")
+def _override(text: str) -> tuple[str, str, object]:
+    """``--set section.key=value`` (:func:`lmdis.config.parse_override`), its error in argparse's terms."""
     try:
-        value = parse_setting(name.strip(), raw)
+        return parse_override(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
-    section, key = name.strip().split(".", 1)
-    return section, key, value
-
-
-def build_config(name: str, overrides=(), steps: int | None = None) -> Config:
-    """The preset ``name`` with ``(section, key, value)`` overrides and a step count, validated.
-
-    A dict value for a group of sub-settings (``("model", "detector",
-    {"widths": [16, 32]})``) changes the settings it names and keeps the rest.
-
-    Raises:
-        ValueError: an unknown preset or setting, or a value of the wrong
-            type, out of range, or inconsistent with the others.
-    """
-    values = preset(name).to_dict()
-    for section, key, value in overrides:
-        setting_type(f"{section}.{key}")  # unknown names are an error listing the known ones
-        *parents, last = key.split(".")
-        target = values[section]
-        for parent in parents:
-            target = target[parent]
-        if isinstance(value, dict) and isinstance(target[last], dict):
-            target[last] = {**target[last], **value}
-        else:
-            target[last] = value
-    config = Config.from_dict(values)
-    if steps is not None:
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"--steps must be a positive integer, got {steps!r}")
-        config.train.steps = steps
-    return config
 
 
 def _check_output_folder(option: str, folder: str) -> Path:
@@ -164,8 +133,6 @@ def _check_data(dataset: str, data: str | None, chosen_by: str) -> None:
     ``chosen_by`` says where the name came from: ``"--dataset names"``,
     ``"preset mnist-cpu trains on"``.
     """
-    from lmdis.data import DATASET_NAMES
-
     if dataset not in DATASET_NAMES:
         raise ValueError(f"unknown data set {dataset!r}; expected one of {', '.join(DATASET_NAMES)}")
     if data is None:
@@ -184,41 +151,11 @@ def _wants_progress_bar(no_progress: bool) -> bool:
 
 
 def _set_image_limit(args) -> None:
-    from lmdis.data import core
-
     if args.max_image_pixels is not None:
-        core.MAX_IMAGE_PIXELS = args.max_image_pixels
-
-
-def training_dataset(config: Config, data: str | None, dataset: str | None = None):
-    """The preset's data set (or ``dataset``) read from ``data``, cached in memory."""
-    from lmdis.data import InMemoryDataset, open_dataset
-    from lmdis.train import context_size
-
-    name = dataset or config.train.dataset
-    options = {"image_size": context_size(config), "channels": config.model.channels}
-    if config.train.split:
-        options["split"] = config.train.split
-    return InMemoryDataset(open_dataset(name, root=data, **options))
-
-
-def save_landmark_figure(model, dataset, path: Path, count: int = 16) -> Path:
-    from lmdis.plotting import landmark_grid
-    from lmdis.tps import centre_crop
-
-    # Evenly spaced items: sorted data sets (MNIST by digit) show their variety.
-    indices = torch.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().long().tolist()
-    # Loaded with train.warp_context the images are larger: show the training view.
-    images = centre_crop(torch.stack([dataset[i]["image"] for i in indices]), model.config.image_size)
-    with torch.no_grad():
-        landmarks = model.eval().detect(images.to(next(model.parameters()).device)).cpu()
-    landmark_grid(images, landmarks, path=path, title="discovered landmarks")
-    return path
+        image_files.MAX_IMAGE_PIXELS = args.max_image_pixels
 
 
 def command_train(args) -> int:
-    from lmdis.train import Trainer, load_checkpoint, select_device
-
     config = build_config(args.preset, args.set or (), args.steps)
     if args.num_workers is not None:
         config.train.num_workers = args.num_workers
@@ -253,10 +190,6 @@ def command_train(args) -> int:
 
 
 def command_landmarks(args) -> int:
-    from lmdis.data import list_images
-    from lmdis.inference import write_landmarks_csv
-    from lmdis.train import model_from_checkpoint, select_device
-
     out = _check_output_file("--out", args.out, "landmarks.csv")
     device = select_device(args.device)
     paths = list_images(args.images)
@@ -268,9 +201,8 @@ def command_landmarks(args) -> int:
 
 
 def command_evaluate(args) -> int:
-    from lmdis.data import dataset_protocol
+    # scikit-learn, which the evaluation needs, takes seconds to import: only this command loads it.
     from lmdis.evaluate import Benchmark
-    from lmdis.train import model_from_checkpoint, select_device
 
     _check_data(args.dataset, args.data, "--dataset names")
     dataset_protocol(args.dataset)  # data sets without annotations fail here, before anything is read
@@ -303,8 +235,6 @@ def command_evaluate(args) -> int:
 
 
 def command_prepare(args) -> int:
-    from lmdis.data import export_image_folder, open_dataset
-
     _check_data(args.dataset, args.data, "--dataset names")
     _check_output_folder("--out", args.out)
     _set_image_limit(args)
@@ -342,7 +272,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--channels-last", action="store_true")
     train.add_argument("--no-progress", action="store_true",
                        help="plain log lines instead of a progress bar (the default when output is not a terminal)")
-    train.add_argument("--set", action="append", type=_parse_override, metavar="SECTION.KEY=VALUE",
+    train.add_argument("--set", action="append", type=_override, metavar="SECTION.KEY=VALUE",
                        help="override one config value, e.g. --set model.num_landmarks=30")
     train.set_defaults(handler=command_train)
 

@@ -1,9 +1,13 @@
-"""Typed configuration and named presets (Table 7 and the CPU presets).
+"""Typed configuration, named presets (Table 7 and the CPU presets) and the changes made to them.
 
 A :class:`Config` is a plain dataclass tree: ``asdict(config)`` goes into every
 checkpoint and :meth:`Config.from_dict` rebuilds it. Presets are instances,
 made by :func:`preset`; the paper's per-dataset hyper-parameters (Table 7)
 are one table below, the CPU presets are documented where they are defined.
+Changes to a config are functions of it that return a new one: settings
+from text (:func:`parse_override`, :meth:`Config.with_overrides`,
+:func:`build_config`), a shorter schedule (:func:`shortened`) and the
+paper's ablations (:func:`ablation`, :func:`ablation_configs`).
 """
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from numbers import Integral, Real
 from typing import Callable
 
+from lmdis.data import PAPER_DATASETS, dataset_module
 from lmdis.geometry import HEATMAP_FORMS
-from lmdis.losses import CONCENTRATION_FORMS, RECONSTRUCTION_FORMS
+from lmdis.losses import CONCENTRATION_FORMS, LOSS_TERMS, RECONSTRUCTION_FORMS
 from lmdis.model import ModelConfig
 from lmdis.networks import PADDING_MODES, HourglassConfig
 from lmdis.tps import TransformConfig
@@ -57,7 +62,7 @@ class TrainConfig:
     contrast_jitter: float = 0.1        # multiplicative about the mean, 1 +- value
     zoom_range: tuple[float, float] = (1.0, 1.0)  # random zoom-in (lmdis.train.random_zoom); (1, 1) = off, as in the paper
     # Context for the warps of Eq. (8), a fraction of the image side on each
-    # side (lmdis.train.context_size); 0 = off, as in the paper. With c > 0
+    # side (Config.context_size); 0 = off, as in the paper. With c > 0
     # the training image is the central 1 / (1 + 2c) of each stored image and
     # the warped copy samples the real surroundings instead of replicated
     # borders, whose streaks otherwise reveal the warp to the detector.
@@ -84,6 +89,19 @@ class Config:
     def trains_decoder(self) -> bool:
         """Whether Eq. (15) has a reconstruction term (False: Table 1c's "w/o L_recon")."""
         return self.loss.lambda_recon > 0
+
+    @property
+    def context_size(self) -> int:
+        """Side L at which training images are loaded: S (1 + 2 warp_context), with L - S even.
+
+        With ``train.warp_context`` = 0 this is the model's image size S.
+        """
+        size = self.model.image_size
+        context = self.train.warp_context
+        if not 0 <= context <= 1:
+            raise ValueError(f"train.warp_context must be in [0, 1] (a fraction of the image side), got {context}")
+        margin = round(size * context)
+        return size + 2 * margin
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,6 +155,30 @@ class Config:
             raise ValueError(f"train.zoom_range={list(self.train.zoom_range)}: expected [low, high] with "
                              f"1 <= low <= high (1 = no zoom)")
         return self
+
+    def with_overrides(self, overrides=()) -> "Config":
+        """A validated copy with ``(section, key, value)`` overrides (:func:`parse_override` gives them).
+
+        ``key`` may name a sub-setting (``model.detector.widths``). A dict
+        value for a group of sub-settings (``("model", "detector", {"widths":
+        [16, 32]})``) changes the settings it names and keeps the rest.
+
+        Raises:
+            ValueError: an unknown setting, or a value of the wrong type, out
+                of range, or inconsistent with the others.
+        """
+        values = self.to_dict()
+        for section, key, value in overrides:
+            setting_type(f"{section}.{key}")  # unknown names are an error listing the known ones
+            *parents, last = key.split(".")
+            target = values[section]
+            for parent in parents:
+                target = target[parent]
+            if isinstance(value, dict) and isinstance(target[last], dict):
+                target[last] = {**target[last], **value}
+            else:
+                target[last] = value
+        return Config.from_dict(values)
 
 
 # --------------------------------------------------------------------------- settings: types and ranges
@@ -253,6 +295,25 @@ def parse_setting(name: str, text: str):
     return coerce_setting(name, value)
 
 
+def parse_override(text: str) -> tuple[str, str, object]:
+    """``section.key=value`` -> (section, key, value), the value checked against the setting's type and range.
+
+    ``key`` may name a sub-setting (``model.detector.widths``). Strings are
+    taken as written, booleans are ``true``/``false``, the rest is JSON
+    (:func:`parse_setting`).
+
+    Raises:
+        ValueError: text without ``=`` or a section, an unknown setting, or
+            a bad value, naming the setting, the text and what was expected.
+    """
+    name, separator, raw = text.partition("=")
+    if not separator or "." not in name:
+        raise ValueError(f"expected SECTION.KEY=VALUE (e.g. train.batch_size=8), got {text!r}")
+    value = parse_setting(name.strip(), raw)
+    section, key = name.strip().split(".", 1)
+    return section, key, value
+
+
 def coerce_setting(name: str, value):
     """``value`` as setting ``name`` stores it (JSON ints for floats, lists for tuples), checked.
 
@@ -341,12 +402,9 @@ _TABLE_7 = {
     "human-16": (16, (100_000, 200_000), 0.1, (100_000, 200_000), 100, 0.06, 20, 1e4, 8),
 }
 
-# Table 6 sizes (image, padded) and the dataset each preset reads.
-_SIZES = {
-    "celeba": (80, 96, "celeba"), "aflw": (80, 96, "aflw"), "cat": (80, 96, "cat"),
-    "shoes": (80, 96, "shoes"), "car": (64, 96, "car"), "animal": (64, 80, "animal"),
-    "human": (128, 192, "human"),
-}
+# Table 6 sizes (image, padded), as the data set modules give them, and the
+# dataset each preset reads: the family of a preset is its data set's name.
+_SIZES = {name: (dataset_module(name).IMAGE_SIZE, dataset_module(name).PADDED_SIZE, name) for name in PAPER_DATASETS}
 
 
 def _paper_preset(name: str) -> Config:
@@ -457,3 +515,97 @@ def preset(name: str) -> Config:
     if name in cpu:
         return copy.deepcopy(cpu[name])
     raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())}")
+
+
+def build_config(name: str, overrides=(), steps: int | None = None) -> Config:
+    """The preset ``name`` with ``(section, key, value)`` overrides and a step count, validated.
+
+    Raises:
+        ValueError: an unknown preset or setting, or a value of the wrong
+            type, out of range, or inconsistent with the others
+            (:meth:`Config.with_overrides`).
+    """
+    config = preset(name).with_overrides(overrides)
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"--steps must be a positive integer, got {steps!r}")
+        config.train.steps = steps
+    return config
+
+
+# --------------------------------------------------------------------------- schedules and ablations
+
+def shortened(config: Config, steps: int) -> Config:
+    """A copy trained for ``steps`` with every schedule boundary scaled alike.
+
+    The learning-rate decays, the lambda_recon increases and the landmark-TPS
+    warm-up move by ``steps / config.train.steps``, so a short run passes
+    through the same phases as the preset. Checkpoint and log intervals are
+    capped at ``steps``.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be positive, got {steps}")
+    factor = steps / config.train.steps
+    copy = Config.from_dict(config.to_dict())
+    train = copy.train
+    train.steps = steps
+    train.lr_decay_steps = tuple(max(1, round(step * factor)) for step in train.lr_decay_steps)
+    copy.loss.recon_increase_steps = tuple(max(1, round(step * factor)) for step in copy.loss.recon_increase_steps)
+    train.landmark_tps_warmup = round(train.landmark_tps_warmup * factor)
+    train.checkpoint_every = min(train.checkpoint_every, steps)
+    train.log_every = min(train.log_every, steps)
+    return copy
+
+
+def ablation(config: Config, without: str | None = None, tps_ratio: tuple[float, float] | None = None) -> Config:
+    """A copy of ``config`` for one ablation of the paper.
+
+    Args:
+        without: a term of Eq. (15) whose lambda becomes 0: ``"conc"``,
+            ``"sep"``, ``"eqv"`` or ``"recon"`` (Table 1c).
+        tps_ratio: ``(grid, landmark)`` odds of the TPS control points after
+            the warm-up, e.g. ``(7, 3)`` (the default), ``(1, 0)`` (grid
+            only) or ``(1, 1)`` (Table 5).
+    Returns:
+        the new config, named after the change (``mnist-cpu-no-sep``,
+        ``mnist-cpu-tps-1-1``).
+    """
+    copy = Config.from_dict(config.to_dict())
+    if without is not None:
+        if without not in LOSS_TERMS:
+            raise ValueError(f"without must be one of {LOSS_TERMS}, got {without!r}")
+        setattr(copy.loss, f"lambda_{without}", 0.0)
+        copy.name += f"-no-{without}"
+    if tps_ratio is not None:
+        grid, landmark = tps_ratio
+        if grid < 0 or landmark < 0 or grid + landmark <= 0:
+            raise ValueError(f"tps_ratio must be two non-negative odds, not both zero, got {tps_ratio}")
+        copy.train.landmark_tps_ratio = landmark / (grid + landmark)
+        copy.name += f"-tps-{grid:g}-{landmark:g}"
+    return copy
+
+
+def ablation_configs(config: Config, without=("conc", "sep", "eqv"), tps_ratios=((1, 0), (7, 3), (1, 1))
+                     ) -> dict[str, Config]:
+    """The runs of Table 1c and Table 5 as ``{label: config}``, the full model first.
+
+    A TPS ratio equal to ``config``'s own is the full model itself and is not
+    repeated (its label says so), so no run is trained twice.
+    """
+    grid_share = 1 - config.train.landmark_tps_ratio
+    runs = {f"full ({_ratio_label(grid_share, config.train.landmark_tps_ratio)})": config}
+    for term in without:
+        runs[f"w/o {term}"] = ablation(config, without=term)
+    for grid, landmark in tps_ratios:
+        variant = ablation(config, tps_ratio=(grid, landmark))
+        if abs(variant.train.landmark_tps_ratio - config.train.landmark_tps_ratio) > 1e-9:
+            runs[f"TPS {grid:g}:{landmark:g}"] = variant
+    return runs
+
+
+def _ratio_label(grid: float, landmark: float) -> str:
+    """0.7, 0.3 -> '7:3' (the paper's grid:landmark notation)."""
+    for denominator in range(1, 11):
+        if abs(grid * denominator - round(grid * denominator)) < 1e-9:
+            return f"{round(grid * denominator)}:{round(landmark * denominator)}"
+    return f"{grid:g}:{landmark:g}"

@@ -1,4 +1,4 @@
-"""What shapes the landmarks during training (not in the paper).
+"""What shapes the landmarks during training (not in the paper), and how they form.
 
 Two measurements of one batch, used by ``benchmarks/landmark_gradients.py``:
 
@@ -9,19 +9,19 @@ Two measurements of one batch, used by ``benchmarks/landmark_gradients.py``:
   landmark channels own (Eq. 11-12), per sigma_dec: near 1 the heatmaps tile
   the frame, near the landmarks' own area they mark points.
 
-And :func:`nearest_annotated_points`, which says whether discovered landmarks
-are parts: for each landmark, the annotated point it sits closest to and how
-far, over a set of faces.
+And :class:`ConfidenceMapRecorder`, a :class:`~lmdis.train.Trainer` callback
+that keeps the confidence maps D (Eq. 2) of fixed images at chosen steps
+(Appendix F.2, Figure 39; :func:`lmdis.plotting.confidence_map_figure`
+draws them). Measurements of a trained detector are in
+:mod:`lmdis.evaluate.diagnostics`.
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from lmdis.geometry import decoder_heatmaps, heatmap_coverage
-from lmdis.train import LOSS_TERMS, term_weights
-
-TERM_NAMES = LOSS_TERMS
+from lmdis.losses import LOSS_TERMS
+from lmdis.train import Trainer, term_weights
 
 
 def landmark_gradient_norms(objective, images: torch.Tensor, step: int, generator: torch.Generator,
@@ -53,7 +53,7 @@ def landmark_gradient_norms(objective, images: torch.Tensor, step: int, generato
     tensors = landmarks + list(inspect["maps"])
     totals = [torch.zeros_like(t) for t in tensors]
     norms: dict[str, float] = {}
-    for term in (*TERM_NAMES, "total"):
+    for term in (*LOSS_TERMS, "total"):
         if term == "total":
             gradients = totals
         else:
@@ -81,28 +81,41 @@ def decoder_coverage(landmarks: torch.Tensor, sigmas, size: int, form: str = "pe
             for sigma in sigmas}
 
 
-def nearest_annotated_points(discovered: np.ndarray, annotated: np.ndarray, side: float) -> list[dict]:
-    """For each discovered landmark, its nearest annotated point on average, and how far.
+class ConfidenceMapRecorder:
+    """Trainer callback: the confidence maps D of fixed images at chosen steps (Figure 39).
 
-    Args:
-        discovered: (n, K, 2) normalised landmarks; annotated: (n, M, 2) normalised points.
-        side: the image side in pixels the distances are reported in.
-    Returns:
-        K dicts: ``landmark``, ``nearest`` (index into the M points), ``mean_px``
-        and ``std_px`` of that distance over the n images, and ``mean_px_all``
-        (the mean distance to each of the M points, for context).
+    ``recorder.attach(trainer)`` records step 0 (when the trainer is there)
+    and registers itself for ``"on_step_end"``; afterwards ``maps[step]`` is
+    (B, K+1, P, P) on the padded frame (last channel = background),
+    ``landmarks[step]`` (B, K, 2) in the image frame and ``variances[step]``
+    (B, K, 2) the per-axis variances in the padded frame. The maps are taken
+    in eval mode, with the batch-norm running averages of that moment.
     """
-    discovered = np.asarray(discovered, np.float64)
-    annotated = np.asarray(annotated, np.float64)
-    if discovered.ndim != 3 or annotated.ndim != 3 or discovered.shape[0] != annotated.shape[0] \
-            or discovered.shape[2] != 2 or annotated.shape[2] != 2:
-        raise ValueError(f"expected discovered (n, K, 2) and annotated (n, M, 2) for the same n, got "
-                         f"{discovered.shape} and {annotated.shape}")
-    distance = np.linalg.norm(discovered[:, :, None, :] - annotated[:, None, :, :], axis=-1) * side  # (n, K, M)
-    mean = distance.mean(axis=0)                                                                    # (K, M)
-    rows = []
-    for k in range(discovered.shape[1]):
-        nearest = int(mean[k].argmin())
-        rows.append({"landmark": k, "nearest": nearest, "mean_px": float(mean[k, nearest]),
-                     "std_px": float(distance[:, k, nearest].std()), "mean_px_all": mean[k].tolist()})
-    return rows
+
+    def __init__(self, images: torch.Tensor, steps):
+        self.images = images
+        self.steps = sorted(set(int(step) for step in steps))
+        self.maps: dict[int, torch.Tensor] = {}
+        self.landmarks: dict[int, torch.Tensor] = {}
+        self.variances: dict[int, torch.Tensor] = {}
+
+    def attach(self, trainer: Trainer) -> "ConfidenceMapRecorder":
+        if trainer.step in self.steps:
+            self.record(trainer.model, trainer.step)
+        trainer.add_callback("on_step_end", self)
+        return self
+
+    @torch.no_grad()
+    def record(self, model, step: int) -> None:
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        detection = model.detector(model.pad(self.images.to(device)))
+        self.maps[step] = detection.maps.cpu()
+        self.landmarks[step] = model.to_image_frame(detection.landmarks).cpu()
+        self.variances[step] = detection.variances.cpu()
+        model.train(was_training)
+
+    def __call__(self, trainer: Trainer, terms: dict) -> None:
+        if trainer.step in self.steps:
+            self.record(trainer.model, trainer.step)

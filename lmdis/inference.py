@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from lmdis.data.core import _decode_image, unreadable_images_error
+from lmdis.data import decode_image, unreadable_images_error
 from lmdis.geometry import pad_with_edges, padded_to_image_frame
 from lmdis.model import LandmarkAutoencoder
 
@@ -86,7 +86,7 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, index: int):
         try:
-            image, size = _decode_image(self.paths[index], self.channels, self.image_size, self.max_pixels)
+            image, size = decode_image(self.paths[index], self.channels, self.image_size, self.max_pixels)
         except (ValueError, FileNotFoundError) as error:
             return index, None, None, str(error)
         return index, image, size, None
@@ -121,7 +121,7 @@ def write_landmarks_csv(model: LandmarkAutoencoder, paths: Sequence[str | os.Pat
         batch_size: images per detector call.
         num_workers: decoding processes (default :func:`default_workers`).
         max_pixels: the most pixels a file may have (default
-            :data:`lmdis.data.core.MAX_IMAGE_PIXELS`).
+            :data:`lmdis.data.images.MAX_IMAGE_PIXELS`).
     Returns:
         ``{"images": n, "K": K, "csv": out}``.
     Raises:

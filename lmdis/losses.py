@@ -11,6 +11,8 @@ import math
 
 import torch
 
+# The terms of Eq. (15): L = lambda_recon L_recon + lambda_conc L_conc + lambda_sep L_sep + lambda_eqv L_eqv.
+LOSS_TERMS = ("recon", "conc", "sep", "eqv")
 CONCENTRATION_FORMS = ("paper", "released", "literal")
 
 

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from lmdis.plotting import landmark_colours
+
 
 def move_landmarks(landmarks: torch.Tensor, index: int | Sequence[int], dx: float, dy: float) -> torch.Tensor:
     """A copy of ``landmarks`` with the chosen one(s) shifted by ``(dx, dy)``.
@@ -63,8 +65,9 @@ def _model_device(model) -> torch.device:
 @torch.no_grad()
 def encode_image(model, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Landmarks (K, 2) in the image frame and descriptors (K+1, C) or None of one image (C, S, S)."""
-    landmarks, descriptors, _ = model.eval().encode(image[None].to(_model_device(model)))
-    return landmarks[0].cpu(), None if descriptors is None else descriptors[0].cpu()
+    encoding = model.eval().encode(image[None].to(_model_device(model)))
+    descriptors = encoding.descriptors
+    return encoding.landmarks[0].cpu(), None if descriptors is None else descriptors[0].cpu()
 
 
 @torch.no_grad()
@@ -96,8 +99,6 @@ def render_png(image: torch.Tensor, landmarks: torch.Tensor | None = None, origi
         original: (K, 2) where the landmarks were: grey dots, with grey lines
             to the new positions.
     """
-    from lmdis.plotting import landmark_colours
-
     array = (image.detach().cpu().clamp(0, 1).numpy() * 255).round().astype(np.uint8)
     array = np.repeat(array, 3, axis=0) if array.shape[0] == 1 else array
     picture = Image.fromarray(array.transpose(1, 2, 0)).resize(

@@ -9,6 +9,7 @@ package convention (normalised ``(x, y)``, see :mod:`lmdis.geometry`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -76,6 +77,21 @@ class Detection:
     maps: torch.Tensor
     landmarks: torch.Tensor
     variances: torch.Tensor
+
+
+class Encoding(NamedTuple):
+    """What the encoder gives for a batch, in both frames: the decoder's and the losses'.
+
+    landmarks: (B, K, 2) normalised (x, y) in the unpadded image's frame,
+        the frame the decoder draws in (Eq. 11).
+    descriptors: (B, K+1, C), Eq. (10); None for a model without them (Appendix B).
+    detection: the :class:`Detection` on the padded frame the detector and
+        the landmark losses work in (maps, landmarks and variances there).
+    """
+
+    landmarks: torch.Tensor
+    descriptors: torch.Tensor | None
+    detection: Detection
 
 
 class LandmarkDetector(nn.Module):
@@ -206,16 +222,22 @@ class LandmarkAutoencoder(nn.Module):
         """Landmarks (B, K, 2) of images (B, C, S, S), in the image frame."""
         return self.to_image_frame(self.detector(self.pad(images)).landmarks)
 
-    def encode(self, images: torch.Tensor):
-        """-> (landmarks in the image frame (B, K, 2), descriptors (B, K+1, C) or None, Detection)."""
+    def encode(self, images: torch.Tensor, detection: Detection | None = None) -> Encoding:
+        """The :class:`Encoding` of images (B, C, S, S): landmarks in both frames and descriptors.
+
+        ``detection``: the detector's output on these images (padded), when
+        it is already known (the training objective runs the detector on
+        originals and warped copies together); otherwise it is computed here.
+        """
         padded = self.pad(images)
-        detection = self.detector(padded)
+        if detection is None:
+            detection = self.detector(padded)
         descriptors = self.descriptor(padded, detection) if self.descriptor is not None else None
-        return self.to_image_frame(detection.landmarks), descriptors, detection
+        return Encoding(self.to_image_frame(detection.landmarks), descriptors, detection)
 
     def decode(self, landmarks: torch.Tensor, descriptors: torch.Tensor | None = None) -> torch.Tensor:
         return self.decoder(landmarks, descriptors)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        landmarks, descriptors, _ = self.encode(images)
-        return self.decode(landmarks, descriptors)
+        encoding = self.encode(images)
+        return self.decode(encoding.landmarks, encoding.descriptors)

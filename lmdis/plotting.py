@@ -1,17 +1,21 @@
-"""Figures: landmarks drawn on images, one colour per landmark (Figure 2, 19 style),
-and regressed annotated landmarks coloured by their error (Figure 9 style).
+"""Figures: landmarks drawn on images, one colour per landmark (Figure 2, 19 style), regressed
+annotated landmarks coloured by their error (Figure 9 style), and confidence maps (Figure 39 style).
 
 Every function takes an optional ``ax`` (or writes a whole figure) and returns
 the figure. Landmarks come in the package convention (normalised ``(x, y)``,
-see :mod:`lmdis.geometry`) and are drawn at pixel centres.
+see :mod:`lmdis.geometry`) and are drawn at pixel centres. Figures draw
+tensors and arrays: a model enters only as something to call ``detect`` on,
+so the module needs nothing of lmdis beyond the data's image helpers, and
+evaluation can draw with it.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-
 import numpy as np
 import torch
+
+from lmdis.data import centre_crop, collate_images
 
 
 def landmark_colours(count: int) -> np.ndarray:
@@ -166,3 +170,66 @@ def show_confidence_maps(maps, landmarks=None, ax=None, normalise: bool = True):
         ax.scatter(points[:, 0] * width, points[:, 1] * height, c=colours[: len(points)], s=30,
                    edgecolors="white", linewidths=1)
     return ax.figure
+
+
+def confidence_map_figure(images: torch.Tensor, rows: dict[str, torch.Tensor], landmarks: dict[str, torch.Tensor],
+                          image_size: int, padded_size: int, index: int = 0):
+    """Figure 39: one row per training stage, one column per channel of D, then the landmarks.
+
+    Args:
+        images: (B, C, S, S) the recorded images.
+        rows: label -> maps (B, K+1, P, P); the background channel is drawn last.
+        landmarks: label -> (B, K, 2) in the image frame.
+        index: which image of the batch to draw.
+    Returns:
+        the figure. Each map is scaled to its own maximum; the dashed square
+        marks the unpadded image inside the padded frame.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    labels = list(rows)
+    channels = next(iter(rows.values())).shape[1]
+    figure, axes = plt.subplots(len(labels), channels + 1, figsize=(1.3 * (channels + 1), 1.4 * len(labels)),
+                                squeeze=False)
+    colours = landmark_colours(channels - 1)
+    margin = (padded_size - image_size) / 2
+    for row, label in enumerate(labels):
+        maps = rows[label][index]                                          # (K+1, P, P)
+        for channel in range(channels):
+            ax = axes[row, channel]
+            ax.imshow(maps[channel], cmap="viridis", vmin=0, vmax=float(maps[channel].max()))
+            ax.add_patch(Rectangle((margin - 0.5, margin - 0.5), image_size, image_size, fill=False,
+                                   linestyle="--", linewidth=0.6, edgecolor="white"))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colours[channel] if channel < channels - 1 else "black")
+                spine.set_linewidth(2)
+            if row == 0:
+                ax.set_title(f"{channel + 1}" if channel < channels - 1 else "bg", fontsize=9)
+        axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
+        show_landmarks(images[index], landmarks[label][index], ax=axes[row, -1], size=30)
+    axes[0, -1].set_title("landmarks", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def save_landmark_figure(model, dataset, path: str | Path, count: int = 16) -> Path:
+    """The landmarks a model finds on ``count`` evenly spaced items of ``dataset``, as a grid saved to ``path``.
+
+    Args:
+        model: a :class:`~lmdis.model.LandmarkAutoencoder` (put in eval mode).
+        dataset: items with ``"image"``; images loaded larger for the warp
+            context (``train.warp_context``) are shown as the model sees them.
+    Returns:
+        ``path``.
+    """
+    # Evenly spaced items: sorted data sets (MNIST by digit) show their variety.
+    indices = torch.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().long().tolist()
+    # Loaded with train.warp_context the images are larger: show the training view.
+    images = centre_crop(collate_images([dataset[i] for i in indices]), model.config.image_size)
+    with torch.no_grad():
+        landmarks = model.eval().detect(images.to(next(model.parameters()).device)).cpu()
+    landmark_grid(images, landmarks, path=path, title="discovered landmarks")
+    return path

@@ -128,15 +128,6 @@ def warp_images(images: torch.Tensor, transform: RandomTransform, size: int | No
     return F.grid_sample(images, sample_grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def centre_crop(images: torch.Tensor, size: int) -> torch.Tensor:
-    """The central ``size`` x ``size`` pixels of (B, C, L, L) images; L - size must be even."""
-    side = images.shape[-1]
-    if side < size or (side - size) % 2:
-        raise ValueError(f"cannot take a centred {size}x{size} crop of {side}x{side} images (need an even margin)")
-    start = (side - size) // 2
-    return images[..., start:start + size, start:start + size]
-
-
 @dataclass
 class TransformConfig:
     """Parameters of the random transform (Appendix G.3, F.3), normalised units.

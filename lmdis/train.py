@@ -5,7 +5,9 @@ so ``DistributedDataParallel`` can wrap it); :class:`Trainer` runs Adam with
 the learning-rate steps and the x10 ``lambda_recon`` increases, checkpoints
 atomically, resumes exactly (model, optimiser, step, data order and every
 random generator), recomputes batch-norm statistics before each save, and
-calls user callbacks (notebooks attach plots there).
+calls user callbacks (notebooks attach plots there). :func:`train_or_load`
+caches finished runs in folders named after their config, so notebooks reuse
+each other's models. Checkpoint files themselves are :mod:`lmdis.checkpoint`.
 
 Devices: CUDA when present (``device="auto"``), optional AMP and
 channels_last, DataLoader workers, and several processes through
@@ -13,13 +15,16 @@ channels_last, DataLoader workers, and several processes through
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
+import re
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import torch
 import torch.distributed as dist
@@ -27,12 +32,14 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from lmdis.checkpoint import atomic_save, load_checkpoint, load_weights, non_finite_tensor
 from lmdis.config import Config
-from lmdis.losses import concentration_loss, equivariance_loss, reconstruction_loss, separation_loss
+from lmdis.data import centre_crop, collate_images
+from lmdis.losses import LOSS_TERMS, concentration_loss, equivariance_loss, reconstruction_loss, separation_loss
 from lmdis.model import Detection, LandmarkAutoencoder
-from lmdis.tps import apply_transform, centre_crop, sample_random_transform, warp_images
+from lmdis.tps import apply_transform, sample_random_transform, warp_images
 
-LOSS_TERMS = ("recon", "conc", "sep", "eqv")
+DEFAULT_RUNS_ROOT = Path("runs") / "zoo"   # of train_or_load, relative to the working directory; runs/ is git-ignored
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -98,26 +105,13 @@ def random_zoom(images: torch.Tensor, zoom_range: tuple[float, float], generator
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def context_size(config: Config) -> int:
-    """Side L at which training images are loaded: S (1 + 2 warp_context), with L - S even.
-
-    With ``train.warp_context`` = 0 this is the model's image size S.
-    """
-    size = config.model.image_size
-    context = config.train.warp_context
-    if not 0 <= context <= 1:
-        raise ValueError(f"train.warp_context must be in [0, 1] (a fraction of the image side), got {context}")
-    margin = round(size * context)
-    return size + 2 * margin
-
-
 def training_view(images: torch.Tensor, config: Config) -> torch.Tensor:
-    """The (B, C, S, S) images the model is trained on, from batches loaded at :func:`context_size`."""
-    expected = context_size(config)
+    """The (B, C, S, S) images the model is trained on, from batches loaded at ``config.context_size``."""
+    expected = config.context_size
     if images.shape[-1] != expected or images.shape[-2] != expected:
         raise ValueError(f"training images must be {expected}x{expected} (the image size "
                          f"{config.model.image_size} plus train.warp_context={config.train.warp_context} on each "
-                         f"side; lmdis.train.context_size), got {tuple(images.shape[-2:])}")
+                         f"side; lmdis.config.Config.context_size), got {tuple(images.shape[-2:])}")
     return centre_crop(images, config.model.image_size)
 
 
@@ -142,14 +136,15 @@ class LandmarkObjective(nn.Module):
 
     def forward(self, images: torch.Tensor, step: int, generator: torch.Generator, use_landmark_tps: bool,
                 inspect: dict | None = None):
-        """images: (B, C, L, L) at :func:`context_size` (L = S without ``train.warp_context``).
+        """images: (B, C, L, L) at ``config.context_size`` (L = S without ``train.warp_context``).
 
         ``step`` is the schedule position (for lambda_recon). ``inspect``, a
         dict, receives the tensors that diagnostics differentiate against:
         ``landmarks`` (B, K, 2) and ``warped_landmarks`` of the warped copies,
-        both in the padded frame, ``decoder_landmarks`` in the image frame, and
-        ``maps``: the confidence-map tensors every term is computed from (one
-        (2B, K+1, P, P) tensor with the joint pass, else two of (B, K+1, P, P)).
+        both in the padded frame, ``maps``: the confidence-map tensors every
+        term is computed from (one (2B, K+1, P, P) tensor with the joint pass,
+        else two of (B, K+1, P, P)), and, when the decoder is trained,
+        ``decoder_landmarks``: the landmarks in the image frame it decodes.
         """
         config, model = self.config, self.model
         context = images
@@ -191,17 +186,17 @@ class LandmarkObjective(nn.Module):
                           + separation_loss(warped.landmarks, config.loss.sigma_sep)),
         }
         weights = term_weights(config, step)
-        decoder_landmarks = model.to_image_frame(detection.landmarks)
         if inspect is not None:
-            inspect.update(landmarks=detection.landmarks, warped_landmarks=warped.landmarks,
-                           decoder_landmarks=decoder_landmarks, maps=maps)
+            inspect.update(landmarks=detection.landmarks, warped_landmarks=warped.landmarks, maps=maps)
         if not config.trains_decoder:
             # Table 1c's "w/o L_recon": the descriptor and decoder get no
             # gradient, so they are not run at all (the detector alone).
             terms["recon"] = images.new_zeros(())
         else:
-            descriptors = model.descriptor(padded, detection) if model.descriptor is not None else None
-            reconstruction = model.decode(decoder_landmarks, descriptors)
+            encoding = model.encode(images, detection)
+            if inspect is not None:
+                inspect.update(decoder_landmarks=encoding.landmarks)
+            reconstruction = model.decode(encoding.landmarks, encoding.descriptors)
             terms["recon"] = reconstruction_loss(images, reconstruction, config.loss.sigma_color,
                                                  config.loss.reconstruction_form)
         total = sum(weights[name] * terms[name] for name in LOSS_TERMS)
@@ -264,7 +259,7 @@ def recompute_batch_norm(model: nn.Module, dataset: Dataset, images: int, batch_
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[: max(images, batch_size)]
     for start in range(0, len(order), batch_size):
         indices = order[start:start + batch_size].tolist()
-        batch = torch.stack([dataset[i]["image"] for i in indices]).to(device)
+        batch = collate_images([dataset[i] for i in indices]).to(device)
         batch = batch if view is None else view(batch)
         if detector_only:
             model.detector(model.pad(batch))
@@ -273,109 +268,6 @@ def recompute_batch_norm(model: nn.Module, dataset: Dataset, images: int, batch_
     for m, (momentum, training) in zip(norms, saved):
         m.momentum = momentum
     model.train(was_training)
-
-
-def _collate(items):
-    return torch.stack([item["image"] for item in items])
-
-
-def atomic_save(payload: dict, path: Path) -> None:
-    """torch.save to a temporary file, fsync, then rename: a crash never leaves a torn file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as handle:
-        torch.save(payload, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def non_finite_tensor(tensors: dict, prefix: str = "") -> str | None:
-    """The name and count of the first floating-point tensor with a NaN or infinity in a nested dict, or None.
-
-    Args:
-        tensors: a state dict, or an optimiser's (nested dicts and lists of tensors).
-    """
-    for key, value in tensors.items() if isinstance(tensors, dict) else enumerate(tensors):
-        name = f"{prefix}{key}"
-        if isinstance(value, torch.Tensor):
-            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-                bad = int((~torch.isfinite(value)).sum())
-                return f"{name} ({bad} of {value.numel()} values NaN or infinite)"
-        elif isinstance(value, (dict, list, tuple)):
-            found = non_finite_tensor(value, f"{name}.")
-            if found is not None:
-                return found
-    return None
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Load a checkpoint written by :class:`Trainer`; errors name the file.
-
-    Raises:
-        FileNotFoundError: no file at ``path``.
-        ValueError: not a readable lmdis checkpoint, or weights or optimiser
-            state with NaN or infinite values (the tensor is named).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises several types for corrupt files
-        raise ValueError(f"cannot read checkpoint {path}: {error}") from error
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"checkpoint {path} holds a {type(checkpoint).__name__}, not an lmdis checkpoint (a dict)")
-    missing = {"model", "config", "step"} - set(checkpoint)
-    if missing:
-        raise ValueError(f"checkpoint {path} lacks {sorted(missing)}; is it an lmdis checkpoint?")
-    for part, what in (("model", "weights"), ("optimizer", "optimiser state")):
-        found = non_finite_tensor(checkpoint.get(part) or {})
-        if found is not None:
-            raise ValueError(f"checkpoint {path} has non-finite {what}: {found}; it cannot be used")
-    return checkpoint
-
-
-def load_weights(model: nn.Module, state: dict, path: str | Path) -> None:
-    """``model.load_state_dict(state)`` with an error naming the file and the tensors that do not fit.
-
-    Raises:
-        ValueError: tensors missing from ``state``, unexpected in it, or of
-            another shape than ``model`` (built from the checkpoint's own
-            config) has.
-    """
-    expected = model.state_dict()
-    missing = [name for name in expected if name not in state]
-    unexpected = [name for name in state if name not in expected]
-    reshaped = [f"{name} is {tuple(state[name].shape)} in the file, {tuple(tensor.shape)} in the model"
-                for name, tensor in expected.items()
-                if name in state and tuple(getattr(state[name], "shape", ())) != tuple(tensor.shape)]
-    problems = ([f"{len(reshaped)} tensors of another shape, e.g. {reshaped[0]}"] if reshaped else []) + (
-        [f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}"] if missing else []) + (
-        [f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}"] if unexpected else [])
-    if problems:
-        raise ValueError(f"checkpoint {path}: its weights do not fit the model its config describes "
-                         f"({'; '.join(problems)})")
-    model.load_state_dict(state)
-
-
-def model_from_checkpoint(path: str | Path, device="cpu") -> tuple[LandmarkAutoencoder, Config]:
-    """The trained autoencoder (eval mode) and its config from a checkpoint file.
-
-    Raises:
-        FileNotFoundError, ValueError: as :func:`load_checkpoint`, plus a
-            config that is not valid or weights that do not fit it (the
-            file and the tensor are named).
-    """
-    checkpoint = load_checkpoint(path)
-    try:
-        config = Config.from_dict(checkpoint["config"])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"checkpoint {path} has an invalid config: {error}") from error
-    model = LandmarkAutoencoder(config.model)
-    load_weights(model, checkpoint["model"], path)
-    return model.to(device).eval(), config
 
 
 def _distributed_context():
@@ -542,7 +434,7 @@ class Trainer:
         sampler = StepBatchSampler(len(self.dataset), self.config.train.batch_size, self.config.train.seed,
                                    self.step, self.rank, self.world_size)
         workers = self.config.train.num_workers
-        return DataLoader(self.dataset, batch_sampler=sampler, collate_fn=_collate, num_workers=workers,
+        return DataLoader(self.dataset, batch_sampler=sampler, collate_fn=collate_images, num_workers=workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=workers > 0)
 
     def schedule_step(self) -> int:
@@ -631,3 +523,59 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return self.history
+
+
+# --------------------------------------------------------------------------- cached training runs
+
+def config_digest(config: Config, tag: str = "") -> str:
+    """Ten hex digits identifying ``config`` (every field) together with ``tag``."""
+    text = json.dumps(config.to_dict(), sort_keys=True) + "\n" + tag
+    return hashlib.sha1(text.encode()).hexdigest()[:10]
+
+
+def run_directory(config: Config, tag: str, root: str | Path = DEFAULT_RUNS_ROOT) -> Path:
+    """``root/<config name>-<tag>-<digest>``: one folder per (config, data) pair."""
+    safe_tag = re.sub(r"[^A-Za-z0-9_.-]+", "-", tag).strip("-")
+    return Path(root) / f"{config.name}-{safe_tag}-{config_digest(config, tag)}"
+
+
+def train_or_load(config: Config, dataset: Dataset, tag: str, root: str | Path = DEFAULT_RUNS_ROOT,
+                  out_dir: str | Path | None = None, callbacks: Mapping[str, Callable] | None = None,
+                  device: str = "auto", progress: bool = False, log: Callable[[str], None] = print) -> Trainer:
+    """Train ``config`` on ``dataset`` unless a finished run of it is already on disk.
+
+    The run lives in ``out_dir`` (default :func:`run_directory`, so another
+    config or tag never reuses it). A checkpoint at ``config.train.steps``
+    there is loaded and nothing is optimised (``callbacks`` do not fire); an
+    unfinished one is resumed exactly; otherwise training starts from step 0.
+
+    Args:
+        tag: names the data (e.g. ``"mnist-train"``): the folder cannot tell
+            two data sets apart by itself.
+        callbacks: ``{"on_step_end": fn, "on_checkpoint": fn}`` (either may be
+            left out), attached before training.
+    Returns:
+        the :class:`~lmdis.train.Trainer`, its model in eval mode;
+        ``trainer.resumed_from == config.train.steps`` tells that it was loaded.
+    Raises:
+        ValueError: ``out_dir`` holds a checkpoint of another config.
+    """
+    out_dir = Path(out_dir) if out_dir is not None else run_directory(config, tag, root)
+    checkpoint_path = out_dir / "checkpoint.pt"
+    if checkpoint_path.exists():
+        saved = Config.from_dict(load_checkpoint(checkpoint_path)["config"])
+        if saved != config:
+            changed = sorted(f"{section}.{key}" for section, values in config.to_dict().items()
+                             if isinstance(values, dict)
+                             for key, value in values.items() if saved.to_dict()[section][key] != value)
+            raise ValueError(f"{checkpoint_path} was trained with another config (differs in {changed or 'name'}); "
+                             f"use another out_dir or the default one")
+    trainer = Trainer(config, dataset, out_dir, device=device, progress=progress, resume=True, log=log)
+    for event, function in (callbacks or {}).items():
+        trainer.add_callback(event, function)
+    if trainer.step >= config.train.steps:
+        log(f"loaded {checkpoint_path} (step {trainer.step}); no training needed")
+    else:
+        trainer.fit()
+    trainer.model.eval()
+    return trainer

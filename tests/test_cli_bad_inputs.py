@@ -19,10 +19,10 @@ import pytest
 import torch
 from PIL import Image
 
+from lmdis.checkpoint import atomic_save
 from lmdis.cli import main
 from lmdis.config import preset
 from lmdis.model import LandmarkAutoencoder
-from lmdis.train import atomic_save
 
 from test_train import run_cli, tiny_config
 

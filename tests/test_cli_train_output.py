@@ -9,7 +9,7 @@ import subprocess
 import sys
 import termios
 
-from lmdis.train import load_checkpoint
+from lmdis.checkpoint import load_checkpoint
 
 from test_train import REPO, run_cli
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from lmdis.cli import build_config
-from lmdis.config import Config, coerce_setting, parse_setting, preset, preset_names, setting_names
+from lmdis.config import Config, build_config, coerce_setting, parse_setting, preset, preset_names, setting_names
 
 
 @pytest.mark.parametrize("name", preset_names())

@@ -14,9 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from lmdis.config import build_config
 from lmdis.data import (
-    MTFL_INTEROCULAR,
-    MTFL_POINT_NAMES,
     ImageFolderDataset,
     MNISTDataset,
     MTFLDataset,
@@ -28,7 +27,10 @@ from lmdis.data import (
     pixel_to_normalised,
     read_idx,
     shared_data_root,
+    split_data,
+    training_dataset,
 )
+from lmdis.data import images, mtfl
 
 
 def write_image(path: Path, pixels: np.ndarray) -> Path:
@@ -164,7 +166,7 @@ def test_image_size_of_reads_width_then_height(tmp_path):
 # --------------------------------------------------------------------------- list_images
 
 def test_pixel_limit_names_the_file_its_size_and_the_limit(tmp_path, monkeypatch):
-    from lmdis.data import core, load_crop
+    from lmdis.data import load_crop
 
     path = write_image(tmp_path / "wide.png", np.zeros((4, 300), np.uint8))   # 1,200 pixels
     for read in (lambda **limit: load_image(path, 3, 8, **limit), lambda **limit: image_size_of(path, **limit),
@@ -172,7 +174,7 @@ def test_pixel_limit_names_the_file_its_size_and_the_limit(tmp_path, monkeypatch
         with pytest.raises(ValueError, match=r"wide\.png is 300x4 = 1,200 pixels, more than the limit of 1,000"):
             read(max_pixels=1000)
         read(max_pixels=1200)
-    monkeypatch.setattr(core, "MAX_IMAGE_PIXELS", 1199)                        # the default the CLI sets
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 1199)                        # the default the CLI sets
     with pytest.raises(ValueError, match="limit of 1,199"):
         load_image(path)
     assert Image.MAX_IMAGE_PIXELS is not None                                  # PIL's own check is back on
@@ -333,8 +335,8 @@ def test_mtfl_items(tmp_path):
 
 
 def test_mtfl_constants():
-    assert len(MTFL_POINT_NAMES) == 5
-    assert [MTFL_POINT_NAMES[i] for i in MTFL_INTEROCULAR] == ["left_eye", "right_eye"]
+    assert len(mtfl.POINT_NAMES) == 5
+    assert [mtfl.POINT_NAMES[i] for i in mtfl.INTEROCULAR] == ["left_eye", "right_eye"]
 
 
 @pytest.mark.parametrize("bad_line, what", [
@@ -601,8 +603,6 @@ def test_prepare_command_names_a_missing_root(tmp_path, capsys):
 
 def test_training_split_setting_picks_the_list(tmp_path):
     """``train.split`` chooses the list file the trainer reads; "" is the data set's training split."""
-    from lmdis.cli import build_config, training_dataset
-
     make_mtfl(tmp_path, "training", ["AFLW/0001.jpg 1 2 3 4 5 11 12 13 14 15"] * 3)
     make_mtfl(tmp_path, "training_clean", ["lfw_5590/b.jpg 30.5 50.5 40 32 48 30 30 40 55 55"])
     assert len(training_dataset(build_config("mtfl-cpu"), str(tmp_path))) == 3
@@ -614,10 +614,7 @@ def test_training_split_setting_picks_the_list(tmp_path):
 
 
 def test_split_data_reads_the_configured_split_not_a_cached_one(tmp_path):
-    """The decoded-data cache of lmdis.experiments must tell train.split settings apart."""
-    from lmdis.cli import build_config
-    from lmdis.experiments import split_data
-
+    """The decoded-data cache of lmdis.data.splits must tell train.split settings apart."""
     make_mtfl(tmp_path, "training", ["AFLW/0001.jpg 1 2 3 4 5 11 12 13 14 15"] * 3)
     make_mtfl(tmp_path, "training_clean", ["lfw_5590/b.jpg 30.5 50.5 40 32 48 30 30 40 55 55"] * 2)
     full = split_data(build_config("mtfl-cpu"), tmp_path, held_out_every=2)
@@ -627,3 +624,15 @@ def test_split_data_reads_the_configured_split_not_a_cached_one(tmp_path):
     torch.testing.assert_close(clean.held_out[0]["image"][:, 0, 0], torch.full((3,), 100 / 255))  # the lfw image
     assert "training_clean" in clean.tag and "training_clean" not in full.tag
 
+
+def test_split_data_holds_out_every_tenth_image_of_the_chosen_digits():
+    config = build_config("mnist-cpu")
+    split = split_data(config, digits=[3, 8])
+    assert (len(split.training), len(split.held_out)) == (900, 100)  # 500 embedded images per digit
+    assert set(split.training.indices).isdisjoint(split.held_out.indices)
+    assert {split.held_out[i]["label"] for i in range(len(split.held_out))} == {3, 8}
+    assert split.tag == "mnist-embedded-digits38-holdout10"
+    images = split.held_out_images(4, labels={8})
+    assert images.shape == (4, 1, 28, 28)
+    with pytest.raises(ValueError, match="no image has a label"):
+        split_data(config, digits=[11])

@@ -22,7 +22,7 @@ from scipy import ndimage
 
 from lmdis.data import dataset_protocol, open_dataset
 from lmdis.data import aflw, cats, celeba
-from lmdis.data.core import load_crop
+from lmdis.data import load_crop
 
 BACKGROUND, DOT, STRIPE = 30, 255, 100  # STRIPE stays below the dot threshold (0.5)
 
@@ -232,7 +232,7 @@ def test_celeba_through_the_registry(tmp_path):
     assert protocol is celeba.PROTOCOL
     assert (protocol.fit_split, protocol.test_split) == ("mafl-train", "mafl-test")
     assert protocol.point_names[:2] == ("left_eye", "right_eye") and protocol.reference_points == (0, 1)
-    assert (protocol.image_size, protocol.padded_size) == (80, 96)
+    assert (celeba.IMAGE_SIZE, celeba.PADDED_SIZE) == (80, 96)  # Table 6
     assert celeba.SPLITS[0] == "train" and {protocol.fit_split, protocol.test_split} <= set(celeba.SPLITS)
 
 
@@ -368,7 +368,7 @@ def test_aflw_through_the_registry(tmp_path):
     protocol = dataset_protocol("aflw")
     assert protocol is aflw.PROTOCOL
     assert (protocol.fit_split, protocol.test_split, protocol.reference_points) == ("train", "test", (0, 1))
-    assert len(protocol.point_names) == 5 and (protocol.image_size, protocol.padded_size) == (80, 96)
+    assert len(protocol.point_names) == 5 and (aflw.IMAGE_SIZE, aflw.PADDED_SIZE) == (80, 96)
 
 
 # --------------------------------------------------------------------------- cat heads

@@ -231,7 +231,7 @@ def test_car_registry_and_protocol(car_root):
     protocol = dataset_protocol("car")
     assert protocol is cars.PROTOCOL and protocol.normaliser == "points"
     assert [protocol.point_names[i] for i in protocol.reference_points] == ["front_wheel", "back_wheel"]
-    assert len(protocol.point_names) == 6 and (protocol.image_size, protocol.padded_size) == (64, 96)
+    assert len(protocol.point_names) == 6 and (cars.IMAGE_SIZE, cars.PADDED_SIZE) == (64, 96)
     assert (protocol.fit_split, protocol.test_split) == ("train", "test")
 
 
@@ -438,7 +438,7 @@ def test_human_protocol_flip_pairs_are_the_skeletons_left_right_markers():
     protocol = dataset_protocol("human")
     assert protocol is human36m.PROTOCOL
     assert protocol.normaliser == "image" and protocol.reference_points is None
-    assert (protocol.image_size, protocol.padded_size) == (128, 192) and len(protocol.point_names) == 32
+    assert (human36m.IMAGE_SIZE, human36m.PADDED_SIZE) == (128, 192) and len(protocol.point_names) == 32
     pairs = set(protocol.flip_pairs)
     # Human3.6M skeleton: hips 1/6, knees 2/7, ankles 3/8, shoulders 17/25, elbows 18/26, wrists 19/27
     for right, left in ((1, 6), (2, 7), (3, 8)):

@@ -1,12 +1,14 @@
-"""lmdis.diagnostics: per-term landmark gradients, decoder coverage, nearest annotated points."""
+"""lmdis.diagnostics: per-term landmark gradients, decoder coverage, confidence maps recorded during training."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 import torch
 
-from lmdis.diagnostics import decoder_coverage, landmark_gradient_norms, nearest_annotated_points
-from lmdis.train import LandmarkObjective, Trainer, recon_weight
+from lmdis.diagnostics import ConfidenceMapRecorder, decoder_coverage, landmark_gradient_norms
+from lmdis.train import Trainer
 
 from test_train import RandomImages, tiny_config
 
@@ -53,13 +55,15 @@ def test_decoder_coverage_per_sigma():
     assert decoder_coverage(corners, (0.03,), 32, form="peak")[0.03] == 0.0
 
 
-def test_nearest_annotated_points_by_hand():
-    # Two images, 2 landmarks, 3 annotated points; side 10 px.
-    annotated = np.array([[[0.1, 0.1], [0.5, 0.5], [0.9, 0.9]], [[0.2, 0.1], [0.6, 0.5], [0.9, 0.1]]])
-    discovered = np.array([[[0.5, 0.6], [0.9, 0.9]], [[0.6, 0.7], [0.9, 0.3]]])
-    rows = nearest_annotated_points(discovered, annotated, side=10)
-    assert [row["nearest"] for row in rows] == [1, 2]
-    assert rows[0]["mean_px"] == pytest.approx(1.5) and rows[0]["std_px"] == pytest.approx(0.5)
-    assert rows[1]["mean_px"] == pytest.approx(1.0) and rows[1]["std_px"] == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="same n"):
-        nearest_annotated_points(discovered[:1], annotated, side=10)
+def test_confidence_map_recorder_keeps_the_chosen_steps(tmp_path):
+    config = tiny_config(steps=3)
+    config.train.checkpoint_every = 3
+    trainer = Trainer(config, RandomImages(), tmp_path, device="cpu", progress=False, log=lambda line: None)
+    images = RandomImages().images[:2]
+    recorder = ConfidenceMapRecorder(images, steps=[0, 2]).attach(trainer)
+    trainer.fit()
+    assert sorted(recorder.maps) == [0, 2]
+    assert recorder.maps[0].shape == (2, 4, 24, 24) and recorder.landmarks[2].shape == (2, 3, 2)
+    assert torch.allclose(recorder.maps[2].sum(dim=1), torch.ones(2, 24, 24), atol=1e-5)
+    assert not torch.equal(recorder.maps[0], recorder.maps[2]), "training must change the maps"
+    assert math.isfinite(float(recorder.landmarks[2].sum()))

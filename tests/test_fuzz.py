@@ -1,7 +1,6 @@
 """Property-based fuzzing: image decoding and the ``--set`` parser fail only with their own clear errors."""
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import math
@@ -14,8 +13,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 from PIL import Image
 
-from lmdis.cli import _parse_override, build_config
-from lmdis.config import Config, coerce_setting, setting_names
+from lmdis.config import Config, build_config, coerce_setting, parse_override, setting_names
 from lmdis.data import image_size_of, load_image
 
 FUZZ = settings(max_examples=200, deadline=None, database=None)  # bounded; leaves no example database behind
@@ -83,10 +81,11 @@ TEXTS = JSON_VALUES | st.text(max_size=24) | st.sampled_from(["true", "False", "
 @FUZZ
 @given(name=NAMES, text=TEXTS)
 def test_set_parser_returns_a_checked_value_or_a_clear_error(name, text):
-    """Either an ArgumentTypeError argparse shows as it is, or a value its setting accepts unchanged."""
+    """Either an error that names the setting (the command line shows it as it is), or a value its setting
+    accepts unchanged."""
     try:
-        section, key, value = _parse_override(f"{name}={text}")
-    except argparse.ArgumentTypeError as error:
+        section, key, value = parse_override(f"{name}={text}")
+    except ValueError as error:
         assert str(error)
         return
     if not isinstance(value, dict):                       # a group of sub-settings is merged, not coerced
@@ -105,8 +104,8 @@ def test_set_parser_returns_a_checked_value_or_a_clear_error(name, text):
 def test_integer_settings_take_exactly_the_integral_values(batch_size):
     text = json.dumps(batch_size)
     try:
-        _, _, value = _parse_override(f"train.batch_size={text}")
-    except argparse.ArgumentTypeError as error:
+        _, _, value = parse_override(f"train.batch_size={text}")
+    except ValueError as error:
         assert "train.batch_size=" in str(error)
         assert not (math.isfinite(batch_size) and batch_size == int(batch_size) and batch_size >= 1)
     else:

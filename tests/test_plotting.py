@@ -5,8 +5,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
-from lmdis.plotting import landmark_colours, show_confidence_maps
+from lmdis.plotting import confidence_map_figure, landmark_colours, regression_figure, show_confidence_maps
 
 
 def test_show_confidence_maps_colours_each_channel():
@@ -52,3 +53,28 @@ def test_images_three_pixels_high_keep_their_layout():
     chw = np.zeros((3, 8, 6))                                                # numpy (C, H, W)
     assert _to_numpy_image(chw).shape == (8, 6, 3)
     assert _to_numpy_image(torch.zeros(1, 4, 4)).shape == (4, 4)
+
+
+def test_regression_figure_writes_a_png_of_the_documented_size(tmp_path):
+    rng = np.random.default_rng(11)
+    images = torch.rand(5, 3, 24, 24)
+    annotated = rng.random((5, 4, 2))
+    predicted = annotated + 0.02 * rng.standard_normal((5, 4, 2))
+    errors = np.linalg.norm(predicted - annotated, axis=-1) / 0.3
+    path = tmp_path / "regression.png"
+    figure = regression_figure(images, rng.random((5, 6, 2)), annotated, predicted, errors, columns=4, path=path)
+    assert figure is not None
+    with Image.open(path) as picture:
+        assert picture.format == "PNG" and picture.size == (round(2.2 * 4.5 * 100), round(2.2 * 2 * 100))
+    with pytest.raises(ValueError, match="one entry per image"):
+        regression_figure(images[:4], rng.random((5, 6, 2)), annotated, predicted, errors)
+
+
+def test_confidence_map_figure_has_a_row_per_stage_and_a_column_per_channel():
+    maps = torch.softmax(torch.rand(2, 4, 12, 12), dim=1)                   # K = 3, padded side 12
+    landmarks = torch.rand(2, 3, 2)
+    figure = confidence_map_figure(torch.rand(2, 1, 8, 8), {"start": maps, "end": maps.flip(1)},
+                                   {"start": landmarks, "end": landmarks}, image_size=8, padded_size=12, index=1)
+    assert len(figure.axes) == 2 * (4 + 1)
+    assert [ax.get_title() for ax in figure.axes[:5]] == ["1", "2", "3", "bg", "landmarks"]
+    plt.close(figure)

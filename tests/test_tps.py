@@ -11,12 +11,12 @@ import pytest
 import torch
 from skimage.transform import ThinPlateSplineTransform
 
+from lmdis.data import centre_crop
 from lmdis.geometry import landmark_moments
 from lmdis.tps import (
     RandomTransform,
     TransformConfig,
     apply_transform,
-    centre_crop,
     evaluate_tps,
     fit_tps,
     sample_random_transform,

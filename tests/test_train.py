@@ -13,10 +13,11 @@ import math
 import pytest
 import torch
 
-from lmdis.config import Config, preset
+from lmdis.checkpoint import load_checkpoint, model_from_checkpoint
+from lmdis.config import Config, ablation, preset
 from lmdis.model import ModelConfig
 from lmdis.networks import HourglassConfig
-from lmdis.train import Trainer, atomic_save, learning_rate, load_checkpoint, recon_weight
+from lmdis.train import Trainer, learning_rate, recon_weight, run_directory, train_or_load
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,28 +103,6 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     assert any(entry.get("landmark_tps", 0) > 0 for entry in straight.history)
 
 
-def test_checkpoint_is_plain_and_weights_only_loadable(tmp_path):
-    trainer = Trainer(tiny_config(steps=3), RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None)
-    trainer.fit()
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    assert checkpoint["step"] == 3
-    assert Config.from_dict(checkpoint["config"]).model == trainer.config.model
-
-
-def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
-    path = tmp_path / "checkpoint.pt"
-    atomic_save({"step": 1, "model": {}, "config": {}}, path)
-
-    def broken_save(*args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
-        atomic_save({"step": 2, "model": {}, "config": {}}, path)
-    monkeypatch.undo()
-    assert torch.load(path, weights_only=True)["step"] == 1
-
-
 def test_nan_loss_raises_and_keeps_checkpoint(tmp_path):
     config = tiny_config(steps=3)
     Trainer(config, RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None).fit()
@@ -133,15 +112,6 @@ def test_nan_loss_raises_and_keeps_checkpoint(tmp_path):
     with pytest.raises(FloatingPointError, match="not finite at step 3"):
         poisoned.fit()
     assert (tmp_path / "checkpoint.pt").read_bytes() == before
-
-
-def test_corrupt_checkpoint_names_the_file(tmp_path):
-    path = tmp_path / "checkpoint.pt"
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="checkpoint.pt"):
-        load_checkpoint(path)
-    with pytest.raises(FileNotFoundError, match="missing.pt"):
-        load_checkpoint(tmp_path / "missing.pt")
 
 
 def test_resume_with_another_model_is_refused(tmp_path):
@@ -275,11 +245,9 @@ def test_random_zoom_samples_the_window_bilinearly():
 
 
 def test_warp_context_feeds_the_warped_branch_real_surroundings(tmp_path):
-    from lmdis.train import context_size
-
     config = tiny_config(steps=3)
     config.train.warp_context = 0.25
-    assert context_size(config) == 24                       # 16 + 2 * round(16 * 0.25)
+    assert config.context_size == 24                       # 16 + 2 * round(16 * 0.25)
     with pytest.raises(ValueError, match=r"24x24.*warp_context"):
         Trainer(config, RandomImages(size=16), tmp_path / "wrong", device="cpu", progress=False).fit(1)
     # An identity "random" transform: the warped branch must see the context's central
@@ -300,8 +268,6 @@ def test_warp_context_feeds_the_warped_branch_real_surroundings(tmp_path):
     # Training and the BN recomputation at the checkpoint run on the 24x24 data; the
     # saved model detects on 16x16 images.
     trainer.fit()
-    from lmdis.train import model_from_checkpoint
-
     model, saved = model_from_checkpoint(trainer.checkpoint_path)
     assert saved.train.warp_context == 0.25
     assert model.detect(centre).shape == (4, 3, 2)
@@ -462,42 +428,71 @@ def test_diverged_first_checkpoint_leaves_no_file(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_loading_refuses_non_finite_weights_naming_file_and_tensor(tmp_path):
-    from lmdis.train import model_from_checkpoint
-
-    Trainer(tiny_config(steps=3), RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None).fit()
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    checkpoint["model"]["decoder.network.head.0.weight"][0, 0, 0, 0] = float("-inf")
-    atomic_save(checkpoint, tmp_path / "poisoned.pt")
-    for load in (load_checkpoint, model_from_checkpoint):
-        with pytest.raises(ValueError, match=r"poisoned\.pt has non-finite weights: "
-                                             r"decoder\.network\.head\.0\.weight \(1 of"):
-            load(tmp_path / "poisoned.pt")
-    (tmp_path / "resume").mkdir()
-    (tmp_path / "resume" / "checkpoint.pt").write_bytes((tmp_path / "poisoned.pt").read_bytes())
-    with pytest.raises(ValueError, match=r"resume/checkpoint\.pt has non-finite weights"):
-        Trainer(tiny_config(steps=6), RandomImages(), tmp_path / "resume", device="cpu", progress=False, resume=True)
-
-
-def test_weights_that_do_not_fit_their_config_name_file_and_tensor(tmp_path):
-    from lmdis.train import model_from_checkpoint
-
-    Trainer(tiny_config(steps=3), RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None).fit()
-    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    checkpoint["config"]["model"]["num_landmarks"] = 10                    # the weights are for K = 3
-    atomic_save(checkpoint, tmp_path / "k10.pt")
-    with pytest.raises(ValueError, match=r"k10\.pt: its weights do not fit .*detector\.network\.head\.0\.weight "
-                                         r"is \(4, 4, 1, 1\) in the file, \(11, 4, 1, 1\) in the model"):
-        model_from_checkpoint(tmp_path / "k10.pt")
-    del checkpoint["model"]["detector.network.head.1.bias"]
-    checkpoint["config"]["model"]["num_landmarks"] = 3
-    atomic_save(checkpoint, tmp_path / "short.pt")
-    with pytest.raises(ValueError, match=r"short\.pt: .*missing \['detector\.network\.head\.1\.bias'\]"):
-        model_from_checkpoint(tmp_path / "short.pt")
-
-
 def test_trainer_checks_its_config(tmp_path):
     config = tiny_config()
     config.train.checkpoint_every = 0
     with pytest.raises(ValueError, match=r"train\.checkpoint_every=0: expected a positive integer"):
         Trainer(config, RandomImages(), tmp_path, device="cpu", progress=False)
+
+
+# --------------------------------------------------------------------------- cached runs (train_or_load)
+
+def cached_run_config(steps: int = 4) -> Config:
+    """tiny_config with one checkpoint, at the end."""
+    config = tiny_config(steps)
+    config.name = "tiny"
+    config.train.checkpoint_every = steps
+    config.train.log_every = steps
+    return config
+
+
+def test_train_or_load_trains_once_then_loads(tmp_path):
+    config, data = cached_run_config(), RandomImages(count=16)
+    first = train_or_load(config, data, tag="tiny", root=tmp_path, device="cpu", log=lambda line: None)
+    assert first.step == 4 and first.resumed_from is None and not first.model.training
+    checkpoint = run_directory(config, "tiny", tmp_path) / "checkpoint.pt"
+    assert first.checkpoint_path == checkpoint
+    written = checkpoint.stat().st_mtime_ns
+
+    steps_run = []
+    second = train_or_load(config, data, tag="tiny", root=tmp_path, device="cpu", log=lambda line: None,
+                           callbacks={"on_step_end": lambda trainer, terms: steps_run.append(trainer.step)})
+    assert steps_run == [], "a finished run must not be optimised again"
+    assert second.step == 4 and second.resumed_from == 4
+    assert checkpoint.stat().st_mtime_ns == written, "loading must not rewrite the checkpoint"
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[name]), name
+    optimiser_steps = {int(state["step"]) for state in second.optimizer.state_dict()["state"].values()}
+    assert optimiser_steps == {4}, "Adam's step counts stay those of the first run"
+
+
+def test_train_or_load_keeps_configs_and_tags_apart(tmp_path):
+    config = cached_run_config()
+    other_steps, other_sep = cached_run_config(steps=2), ablation(cached_run_config(), without="sep")
+    folders = {run_directory(c, t, tmp_path) for c, t in
+               [(config, "a"), (config, "b"), (other_steps, "a"), (other_sep, "a")]}
+    assert len(folders) == 4
+    train_or_load(config, RandomImages(count=16), tag="a", root=tmp_path, device="cpu", log=lambda line: None)
+    with pytest.raises(ValueError, match=r"another config \(differs in \[.*'train.steps'\]\)"):
+        train_or_load(other_steps, RandomImages(count=16), tag="a", out_dir=run_directory(config, "a", tmp_path),
+                      device="cpu", log=lambda line: None)
+
+
+def test_train_or_load_resumes_an_unfinished_run(tmp_path):
+    config, data = cached_run_config(steps=4), RandomImages(count=16)
+    config.train.checkpoint_every = 2
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(trainer, terms):
+        if trainer.step == 3:  # after the checkpoint at step 2, before the one at 4
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        train_or_load(config, data, tag="x", root=tmp_path, device="cpu", log=lambda line: None,
+                      callbacks={"on_step_end": interrupt})
+    steps_run = []
+    resumed = train_or_load(config, data, tag="x", root=tmp_path, device="cpu", log=lambda line: None,
+                            callbacks={"on_step_end": lambda trainer, terms: steps_run.append(trainer.step)})
+    assert resumed.resumed_from == 2 and steps_run == [3, 4] and resumed.step == 4

@@ -51,15 +51,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lmdis.data.core import CroppedDataset, _check_channels, _check_size, box_to_normalised
+from lmdis.data.base import CroppedDataset
+from lmdis.data.images import box_to_normalised
 from lmdis.data.protocol import Protocol
 
 SPLITS = ("train", "test")
 IMAGE_SIZE = 80  # Table 6
+PADDED_SIZE = 96  # Table 6: the model edge-pads the images to this side
 POINT_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 AFLW_FEATURES = ("LeftEyeCenter", "RightEyeCenter", "NoseCenter", "MouthLeftCorner", "MouthRightCorner")
 PROTOCOL = Protocol(dataset="aflw", point_names=POINT_NAMES, fit_split="train", test_split="test",
-                    normaliser="points", reference_points=(0, 1), image_size=IMAGE_SIZE, padded_size=96)
+                    normaliser="points", reference_points=(0, 1))
 
 TOP_MARGIN = 1 / 4  # of the rectangle's height, App. G.1
 SIDE_MARGIN = 1 / 8  # of its width, on the left and on the right
@@ -212,10 +214,7 @@ class AFLWDataset(CroppedDataset):
 
     def __init__(self, root: str | os.PathLike, split: str = "train", image_size: int = IMAGE_SIZE,
                  channels: int = 3):
-        if split not in SPLITS:
-            raise ValueError(f"unknown AFLW split {split!r}, expected one of {SPLITS}")
-        _check_channels(channels)
-        _check_size(image_size)
+        super().__init__(image_size, channels, split, SPLITS, "AFLW")
         self.root = Path(root)
         faces = _select_split(self.root, split, read_aflw_faces(self.root / DATABASE_NAME))
         if not faces:
@@ -225,9 +224,6 @@ class AFLWDataset(CroppedDataset):
         self.boxes = [enlarged_box(face["rect"]) for face in faces]
         self._landmarks = np.stack([box_to_normalised(face["points"], box)
                                     for face, box in zip(faces, self.boxes)]).astype(np.float32)  # (n, 5, 2)
-        self.split = split
-        self.image_size = image_size
-        self.channels = channels
 
 
 def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE, channels: int = 3) -> AFLWDataset:

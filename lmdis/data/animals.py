@@ -36,10 +36,11 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from lmdis.data.core import CroppedDataset, _check_channels, _check_size
+from lmdis.data.base import CroppedDataset
 
 SPLITS = ("train",)
-IMAGE_SIZE = 64  # Table 6: 64x64, padded to 80x80
+IMAGE_SIZE = 64  # Table 6
+PADDED_SIZE = 80  # Table 6: the model edge-pads the images to this side
 CLASSES = ("antelope", "deer", "moose", "horse", "zebra")  # App. D
 FACINGS = ("left", "right", "frontal", "back")
 BOXES_FILE = "boxes.txt"
@@ -98,12 +99,11 @@ class AwAAnimalsDataset(CroppedDataset):
     was mirrored (the animal faced right).
     """
 
+    annotation_hint = "AwA animals have bounding boxes only"
+
     def __init__(self, root: str | os.PathLike, split: str = "train", image_size: int = IMAGE_SIZE,
                  channels: int = 3, classes: tuple[str, ...] = CLASSES):
-        if split not in SPLITS:
-            raise ValueError(f"unknown animal split {split!r}, expected one of {SPLITS}")
-        _check_channels(channels)
-        _check_size(image_size)
+        super().__init__(image_size, channels, split, SPLITS, "animal")
         self.root = Path(root)
         images = self.root / "JPEGImages"
         if not images.is_dir():
@@ -124,8 +124,6 @@ class AwAAnimalsDataset(CroppedDataset):
             raise ValueError(f"{self.root / BOXES_FILE} has no left- or right-facing animal of the classes {classes}")
         self.boxes = np.asarray(boxes, dtype=np.float64)  # (n, 4) square, pixel-edge frame
         self.flipped = np.asarray(flipped, dtype=bool)
-        self.split, self.image_size, self.channels = split, image_size, channels
-        self.annotation_hint = "AwA animals have bounding boxes only"
 
 
 def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE, channels: int = 3) -> Dataset:

@@ -48,11 +48,13 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from lmdis.data.core import CroppedDataset, _check_channels, _check_size, box_to_normalised
+from lmdis.data.base import CroppedDataset
+from lmdis.data.images import box_to_normalised
 from lmdis.data.protocol import Protocol
 
 SPLITS = ("train", "test")
-IMAGE_SIZE = 64  # Table 6: 64x64, padded to 96x96
+IMAGE_SIZE = 64  # Table 6
+PADDED_SIZE = 96  # Table 6: the model edge-pads the images to this side
 SOURCES = ("car_imagenet", "car_pascal")
 POINT_NAMES = ("front_wheel", "back_wheel", "front_light", "back_trunk", "upper_windshield", "upper_rearwindow")
 SIDE_ANCHORS = {  # the PASCAL3D+ anchor names of each side, in the order of POINT_NAMES
@@ -68,7 +70,7 @@ TEST_MODULUS = 10  # crc32(image file name without extension) % 10 == 0 -> test
 VISIBLE = 1  # PASCAL3D+ anchor status of a visible, located point
 
 PROTOCOL = Protocol(dataset="car", point_names=POINT_NAMES, fit_split="train", test_split="test",
-                    normaliser="points", reference_points=BI_WHEEL, image_size=IMAGE_SIZE, padded_size=96)
+                    normaliser="points", reference_points=BI_WHEEL)
 
 
 # --------------------------------------------------------------------------- selection rules
@@ -210,12 +212,8 @@ class PascalCarsDataset(CroppedDataset):
 
     def __init__(self, root: str | os.PathLike, split: str = "train", image_size: int = IMAGE_SIZE,
                  channels: int = 3, face_left: bool = False, tolerance: float = AZIMUTH_TOLERANCE):
-        if split not in SPLITS:
-            raise ValueError(f"unknown car split {split!r}, expected one of {SPLITS}")
-        _check_channels(channels)
-        _check_size(image_size)
+        super().__init__(image_size, channels, split, SPLITS, "car")
         self.root = Path(root)
-        self.split, self.image_size, self.channels = split, image_size, channels
         self.paths, self.sources, self.sides, boxes, landmarks = [], [], [], [], []
         for source in SOURCES:
             annotations = self.root / "Annotations" / source

@@ -47,18 +47,19 @@ from pathlib import Path
 
 import numpy as np
 
-from lmdis.data.core import CroppedDataset, _check_channels, _check_size, box_to_normalised
+from lmdis.data.base import CroppedDataset
+from lmdis.data.images import box_to_normalised
 from lmdis.data.protocol import Protocol
 
 SPLITS = ("train", "test")
 IMAGE_SIZE = 80  # Table 6
+PADDED_SIZE = 96  # Table 6: the model edge-pads the images to this side
 POINT_NAMES = ("left_eye", "right_eye", "mouth", "left_ear_1", "left_ear_2", "left_ear_3",
                "right_ear_1", "right_ear_2", "right_ear_3")
 EAR_TIPS = (4, 7)  # left_ear_2, right_ear_2: not evaluated (Sec. 4.2, footnote 3)
 EVALUATED_POINTS = tuple(k for k in range(len(POINT_NAMES)) if k not in EAR_TIPS)
 PROTOCOL = Protocol(dataset="cat", point_names=POINT_NAMES, fit_split="train", test_split="test",
-                    normaliser="points", reference_points=(0, 1), evaluated_points=EVALUATED_POINTS,
-                    image_size=IMAGE_SIZE, padded_size=96)
+                    normaliser="points", reference_points=(0, 1), evaluated_points=EVALUATED_POINTS)
 
 FOLDERS = tuple(f"CAT_{k:02d}" for k in range(7))
 TEST_FOLDERS = ("CAT_06",)
@@ -163,10 +164,7 @@ class CatHeadDataset(CroppedDataset):
 
     def __init__(self, root: str | os.PathLike, split: str = "train", image_size: int = IMAGE_SIZE,
                  channels: int = 3):
-        if split not in SPLITS:
-            raise ValueError(f"unknown cat split {split!r}, expected one of {SPLITS}")
-        _check_channels(channels)
-        _check_size(image_size)
+        super().__init__(image_size, channels, split, SPLITS, "cat")
         self.root = Path(root)
         folders = [self.root / name for name in FOLDERS if (self.root / name).is_dir()]
         if not folders:
@@ -185,9 +183,6 @@ class CatHeadDataset(CroppedDataset):
         self._landmarks = np.stack([box_to_normalised(face_points, box)
                                     for face_points, box in zip(points, self.boxes)]).astype(np.float32)  # (n, 9, 2)
         self.paths = [str(self.root / relative) for relative in self.relative_paths]
-        self.split = split
-        self.image_size = image_size
-        self.channels = channels
 
 
 def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE,

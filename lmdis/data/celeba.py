@@ -18,7 +18,7 @@ scaling to 100x100 does not keep the aspect ratio (x by 100/178, y by
 100/218); the authors' released loader does the same. The 80x80 centre of
 the 100x100 image is the box (17.8, 21.8, 160.2, 196.2) of the original
 (pixel-edge frame), which is cropped and resized in one resampling; the
-landmarks go through the same map (:func:`lmdis.data.core.box_to_normalised`).
+landmarks go through the same map (:func:`lmdis.data.images.box_to_normalised`).
 
 Splits:
 
@@ -42,15 +42,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lmdis.data.core import CroppedDataset, _check_channels, _check_size, box_to_normalised
+from lmdis.data.base import CroppedDataset
+from lmdis.data.images import box_to_normalised
 from lmdis.data.protocol import Protocol
 
 SPLITS = ("train", "mafl-train", "mafl-test")
 IMAGE_SIZE = 80  # Table 6
+PADDED_SIZE = 96  # Table 6: the model edge-pads the images to this side
 POINT_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 ATTRIBUTE_COUNT = 40
 PROTOCOL = Protocol(dataset="celeba", point_names=POINT_NAMES, fit_split="mafl-train", test_split="mafl-test",
-                    normaliser="points", reference_points=(0, 1), image_size=IMAGE_SIZE, padded_size=96)
+                    normaliser="points", reference_points=(0, 1))
 
 ALIGNED_SIZE = (178, 218)  # (width, height) of img_align_celeba
 SCALED_SIDE, CROP_SIDE = 100, 80  # App. G.1: scale to 100x100, keep the 80x80 centre
@@ -208,10 +210,7 @@ class CelebADataset(CroppedDataset):
 
     def __init__(self, root: str | os.PathLike, split: str = "train", image_size: int = IMAGE_SIZE,
                  channels: int = 3):
-        if split not in SPLITS:
-            raise ValueError(f"unknown CelebA split {split!r}, expected one of {SPLITS}")
-        _check_channels(channels)
-        _check_size(image_size)
+        super().__init__(image_size, channels, split, SPLITS, "CelebA")
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"CelebA folder not found: {self.root}")
@@ -228,9 +227,6 @@ class CelebADataset(CroppedDataset):
         self.boxes = [CROP_BOX] * len(self.paths)
         self.expected_original_size = ALIGNED_SIZE
         self.original_size_hint = "(the aligned images of img_align_celeba)"
-        self.split = split
-        self.image_size = image_size
-        self.channels = channels
 
     def attributes(self) -> tuple[list[str], np.ndarray]:
         """The 40 CelebA attributes of every face (Sec. 4.3), from ``list_attr_celeba.txt``.

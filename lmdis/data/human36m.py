@@ -60,11 +60,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from lmdis.data.core import IMAGE_EXTENSIONS, _check_channels, _check_size, load_crop
+from lmdis.data.base import ImageDataset
+from lmdis.data.images import IMAGE_EXTENSIONS, load_crop
 from lmdis.data.protocol import Protocol
 
 SPLITS = ("train", "test")
-IMAGE_SIZE = 128  # Table 6: 128x128, padded to 192x192
+IMAGE_SIZE = 128  # Table 6
+PADDED_SIZE = 192  # Table 6: the model edge-pads the images to this side
 SUBJECTS = {"train": ("S1", "S5", "S6", "S7", "S8", "S9"), "test": ("S11",)}  # paper footnote 2
 ACTIVITIES = ("Directions", "Discussion", "Posing", "Greeting", "Waiting", "Walking")  # Sec. 4.1
 FRAME_STEP = 10  # App. C.1: optical flow over 10 frames
@@ -89,8 +91,7 @@ HEAD_ROW, FOOT_ROW = 0.15, 0.9  # fractions of the crop side, from its top
 LAYOUT = "<root>/S<n>/<sequence>/<camera>/{<number>.jpg, poses.npy, masks/<number>.png (optional)}"
 
 PROTOCOL = Protocol(dataset="human", point_names=POINT_NAMES, fit_split="train", test_split="test",
-                    normaliser="image", reference_points=None, flip_pairs=FLIP_PAIRS,
-                    image_size=IMAGE_SIZE, padded_size=192)
+                    normaliser="image", reference_points=None, flip_pairs=FLIP_PAIRS)
 
 
 def is_activity(sequence: str, activities=ACTIVITIES) -> bool:
@@ -166,7 +167,7 @@ def _read_sequence(folder: Path) -> _Sequence:
     return _Sequence(folder, tuple(frames), numbers, boxes, landmarks, (folder / MASKS_FOLDER).is_dir())
 
 
-class Human36MDataset(Dataset):
+class Human36MDataset(ImageDataset):
     """Human3.6M frames, cropped, masked grey, with 32 markers (see the module docstring).
 
     Args:
@@ -182,14 +183,10 @@ class Human36MDataset(Dataset):
 
     def __init__(self, root: str | os.PathLike, split: str = "train", image_size: int = IMAGE_SIZE,
                  channels: int = 3, activities: tuple[str, ...] = ACTIVITIES, frame_step: int = FRAME_STEP):
-        if split not in SPLITS:
-            raise ValueError(f"unknown human split {split!r}, expected one of {SPLITS}")
-        _check_channels(channels)
-        _check_size(image_size)
+        super().__init__(image_size, channels, split, SPLITS, "human")
         if frame_step < 1:
             raise ValueError(f"frame_step must be a positive number of frames, got {frame_step}")
         self.root = Path(root)
-        self.split, self.image_size, self.channels = split, image_size, channels
         self.sequences: list[_Sequence] = []
         items = []  # (sequence, position, next position or -1)
         for subject in SUBJECTS[split]:

@@ -30,7 +30,9 @@ class Protocol:
             and scored (cat heads: 7 of 9, not the ears); ``None`` = all.
         flip_pairs: left/right index pairs into ``point_names`` for the
             flip-aware protocol of Appendix C.2 (Human3.6M); empty = plain.
-        image_size, padded_size: Table 6 sizes for this dataset.
+
+    The sizes the data set is prepared at (Table 6) are its module's
+    ``IMAGE_SIZE`` and ``PADDED_SIZE``.
     """
 
     dataset: str
@@ -41,8 +43,6 @@ class Protocol:
     reference_points: tuple[int, int] | None = (0, 1)
     evaluated_points: tuple[int, ...] | None = None
     flip_pairs: tuple[tuple[int, int], ...] = ()
-    image_size: int = 80
-    padded_size: int = 96
 
     def __post_init__(self):
         if self.normaliser not in NORMALISERS:

@@ -30,12 +30,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from torch.utils.data import Dataset
 
-from lmdis.data.core import _check_channels, _check_size, _no_annotations, _open_image, _pil_to_tensor, list_images
+from lmdis.data.base import ImageDataset
+from lmdis.data.images import list_images, open_image, pil_to_tensor
 
 SPLITS = ("train", "test")
-IMAGE_SIZE = 80  # Table 6: 80x80 (a 64x64 shoe on white margins), padded to 96x96
+IMAGE_SIZE = 80  # Table 6: a 64x64 shoe on white margins
+PADDED_SIZE = 96  # Table 6: the model edge-pads the images to this side
 FOLDER = "ut-zap50k-images"
 TEST_SIZE = 500
 CONTENT_FRACTION = 64 / 80  # the shoe's share of the side, App. G.1
@@ -61,7 +62,7 @@ def shoe_on_white(image: Image.Image, size: int) -> Image.Image:
     return canvas
 
 
-class ZapposShoesDataset(Dataset):
+class ZapposShoesDataset(ImageDataset):
     """UT Zappos50K shoes prepared as in App. G.1 (see the module docstring); no landmarks.
 
     Args:
@@ -73,12 +74,11 @@ class ZapposShoesDataset(Dataset):
     Items: ``image`` (C, S, S) with values in [0.1, 0.9], ``index``.
     """
 
+    annotation_hint = "UT Zappos50K shoes are not annotated"
+
     def __init__(self, root: str | os.PathLike, split: str = "train", image_size: int = IMAGE_SIZE,
                  channels: int = 3, test_size: int = TEST_SIZE):
-        if split not in SPLITS:
-            raise ValueError(f"unknown shoes split {split!r}, expected one of {SPLITS}")
-        _check_channels(channels)
-        _check_size(image_size)
+        super().__init__(image_size, channels, split, SPLITS, "shoes")
         folder = Path(root)
         if (folder / FOLDER).is_dir():
             folder = folder / FOLDER
@@ -91,7 +91,6 @@ class ZapposShoesDataset(Dataset):
         keep = held_out if split == "test" else ~held_out
         self.root = folder
         self.paths = [str(image) for image, kept in zip(images, keep) if kept]
-        self.split, self.image_size, self.channels = split, image_size, channels
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -100,20 +99,16 @@ class ZapposShoesDataset(Dataset):
         path = Path(self.paths[index])
         if not path.is_file():
             raise FileNotFoundError(f"shoe image not found: {path}")
-        with _open_image(path) as image:
+        with open_image(path) as image:
             try:
                 prepared = shoe_on_white(image, self.image_size)
             except (OSError, SyntaxError, ValueError) as error:
                 raise ValueError(f"cannot read image {path}: {error}") from error
         low, high = COLOUR_RANGE
-        image = low + (high - low) * _pil_to_tensor(prepared, self.channels, None)
+        image = low + (high - low) * pil_to_tensor(prepared, self.channels, None)
         return {"image": image, "index": index}
 
-    def annotated_landmarks(self) -> np.ndarray:
-        """Always raises: UT Zappos50K has no landmark annotations."""
-        raise _no_annotations(self, "UT Zappos50K shoes are not annotated")
 
-
-def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE, channels: int = 3) -> Dataset:
+def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE, channels: int = 3) -> ZapposShoesDataset:
     """The registry's entry point: :class:`ZapposShoesDataset` with the paper's 500 test images."""
     return ZapposShoesDataset(root, split, image_size=image_size, channels=channels)

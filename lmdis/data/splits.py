@@ -1,0 +1,105 @@
+"""The data a config trains on: decoded once at the loading size, and split into training and held-out sets.
+
+``config`` here is a :class:`lmdis.config.Config`; only its data settings
+are read (``train.dataset``, ``train.split``, ``model.channels``,
+``model.image_size`` and ``Config.context_size``, the side images are
+loaded at), so this module needs nothing of the model.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from lmdis.data.base import InMemoryDataset, collate_images
+from lmdis.data.images import centre_crop
+from lmdis.data.registry import open_dataset
+
+__all__ = ["training_dataset", "DataSplit", "split_data", "CentreCropped"]
+
+
+def training_dataset(config, data: str | os.PathLike | None = None, dataset: str | None = None) -> InMemoryDataset:
+    """The preset's data set (or ``dataset``) read from ``data``, at ``config.context_size``, cached in memory."""
+    name = dataset or config.train.dataset
+    options = {"image_size": config.context_size, "channels": config.model.channels}
+    if config.train.split:
+        options["split"] = config.train.split
+    return InMemoryDataset(open_dataset(name, root=data, **options))
+
+
+@dataclass
+class DataSplit:
+    """A preset's data as a training set and a held-out set, and the tag naming them for ``train_or_load``."""
+
+    training: Dataset
+    held_out: Dataset
+    tag: str
+
+    def held_out_images(self, count: int | None = None, labels=None) -> torch.Tensor:
+        """(N, C, S, S): the first ``count`` held-out images (whose label is in ``labels``, when given)."""
+        items = []
+        for index in range(len(self.held_out)):
+            item = self.held_out[index]
+            if labels is None or item.get("label") in labels:
+                items.append(item)
+            if count is not None and len(items) == count:
+                break
+        if not items:
+            raise ValueError(f"no held-out image with a label in {labels}")
+        return collate_images(items)
+
+
+_DECODED: dict[tuple, Dataset] = {}
+
+
+def _decoded_dataset(config, data: str | None) -> Dataset:
+    """The decoded training data, kept for the next split (a notebook splits the same data several times)."""
+    key = (config.train.dataset, config.train.split, data, config.context_size, config.model.channels)
+    if key not in _DECODED:
+        _DECODED.clear()  # one data set at a time: MNIST is 4 MB, a face set much more
+        _DECODED[key] = training_dataset(config, data)
+    return _DECODED[key]
+
+
+def split_data(config, data: str | os.PathLike | None = None, digits=None, held_out_every: int = 10) -> DataSplit:
+    """The data ``config`` trains on (``config.train.dataset`` read from ``data``), split in two.
+
+    Every ``held_out_every``-th image is held out (for the embedded MNIST,
+    sorted by digit, both sets keep the digits' proportions). ``digits``
+    keeps only those MNIST digits (Appendix B.1 trains one model per digit).
+    """
+    dataset = _decoded_dataset(config, None if data is None else str(data))
+    indices = list(range(len(dataset)))
+    tag = config.train.dataset + (f"-{config.train.split}" if config.train.split else "")
+    tag += "" if data is None else f"-{data}"
+    if digits is not None:
+        wanted = {int(digits)} if isinstance(digits, int) else {int(d) for d in digits}
+        if "label" not in dataset[0]:
+            raise ValueError(f"digits={sorted(wanted)} needs a labelled data set (MNIST), not {config.train.dataset!r}")
+        indices = [i for i in indices if dataset[i]["label"] in wanted]
+        if not indices:
+            raise ValueError(f"no image has a label in {sorted(wanted)}")
+        tag += "-digits" + "".join(str(d) for d in sorted(wanted))
+    held_out = indices[::held_out_every]
+    training = [index for position, index in enumerate(indices) if position % held_out_every]
+    held_out_set = Subset(dataset, held_out)
+    if config.train.warp_context:  # loaded with surroundings for the warps: hold out the training view
+        held_out_set = CentreCropped(held_out_set, config.model.image_size)
+    return DataSplit(Subset(dataset, training), held_out_set, f"{tag}-holdout{held_out_every}")
+
+
+class CentreCropped(Dataset):
+    """Items of ``dataset`` with their ``"image"`` cropped to the central ``size`` x ``size``."""
+
+    def __init__(self, dataset: Dataset, size: int):
+        self.dataset, self.size = dataset, size
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, index):
+        item = dict(self.dataset[index])
+        item["image"] = centre_crop(item["image"][None], self.size)[0]
+        return item
