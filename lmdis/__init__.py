@@ -11,7 +11,8 @@ everything while nothing imports it.
 
 1. math core, the paper's equations in tensors: :mod:`~lmdis.geometry`,
    :mod:`~lmdis.losses`, :mod:`~lmdis.tps`, :mod:`~lmdis.networks`,
-   :mod:`~lmdis.model` (torch and the standard library only);
+   :mod:`~lmdis.model`, and the checks of their arguments
+   (:mod:`~lmdis.shapes`) (torch and the standard library only);
 2. data, images and annotations from files: :mod:`lmdis.data` (nothing else
    of lmdis: no model, no config);
 3. figures, drawing tensors and arrays: :mod:`~lmdis.plotting` (the data's

@@ -3,13 +3,16 @@
 All coordinates are normalised by the image edge length (Table 7's note), in
 the package convention ``(x, y)`` in [0, 1] (see :mod:`lmdis.geometry`). Every
 loss returns a scalar: the per-image sum over landmarks, averaged over the
-batch, so the lambdas of Table 7 apply unchanged.
+batch, so the lambdas of Table 7 apply unchanged. Each checks the shapes of
+its arguments (:func:`lmdis.shapes.check_shape`).
 """
 from __future__ import annotations
 
 import math
 
 import torch
+
+from lmdis.shapes import check_shape
 
 # The terms of Eq. (15): L = lambda_recon L_recon + lambda_conc L_conc + lambda_sep L_sep + lambda_eqv L_eqv.
 LOSS_TERMS = ("recon", "conc", "sep", "eqv")
@@ -29,7 +32,12 @@ def concentration_loss(variances: torch.Tensor, form: str = "paper") -> torch.Te
         variances: (B, K, 2) per-axis variances (sigma_u^2, sigma_v^2).
     Returns:
         scalar, mean over the batch of the sum over the K landmarks.
+
+    >>> variances = torch.full((1, 2, 2), 1 / (2 * math.pi * math.e))   # two landmarks
+    >>> round(concentration_loss(variances).item(), 6)
+    2.0
     """
+    check_shape(variances, "B, K, 2", "variances", "concentration_loss")
     if form == "paper":
         per_landmark = 2 * math.pi * math.e * variances.mean(dim=-1)
     elif form == "released":
@@ -50,7 +58,11 @@ def separation_loss(landmarks: torch.Tensor, sigma_sep: float) -> torch.Tensor:
         sigma_sep: in normalised units (Table 7).
     Returns:
         scalar, mean over the batch.
+
+    >>> separation_loss(torch.full((1, 2, 2), 0.5), sigma_sep=0.06).item()   # two coinciding: both ordered pairs
+    2.0
     """
+    check_shape(landmarks, "B, K, 2", "landmarks", "separation_loss")
     difference = landmarks[:, :, None, :] - landmarks[:, None, :, :]       # (B, K, K, 2)
     squared_distance = (difference**2).sum(dim=-1)                          # (B, K, K)
     kernel = torch.exp(-squared_distance / (2 * sigma_sep**2))
@@ -67,7 +79,12 @@ def equivariance_loss(mapped_warped_landmarks: torch.Tensor, landmarks: torch.Te
         landmarks: (B, K, 2) landmarks of the original image.
     Returns:
         scalar, mean over the batch. Gradients flow through both branches.
+
+    >>> equivariance_loss(torch.tensor([[[0.5, 0.5]]]), torch.tensor([[[0.25, 0.5]]])).item()
+    0.0625
     """
+    sizes = check_shape(mapped_warped_landmarks, "B, K, 2", "mapped_warped_landmarks", "equivariance_loss")
+    check_shape(landmarks, "B, K, 2", "landmarks", "equivariance_loss", **sizes)
     return ((mapped_warped_landmarks - landmarks) ** 2).sum(dim=(1, 2)).mean()
 
 
@@ -87,7 +104,12 @@ def reconstruction_loss(
         images, reconstructions: (B, C, H, W) in [0, 1].
     Returns:
         scalar, mean over the batch.
+
+    >>> reconstruction_loss(torch.ones(1, 1, 2, 2), torch.zeros(1, 1, 2, 2), form="released").item()
+    2.0
     """
+    sizes = check_shape(images, "B, C, H, W", "images", "reconstruction_loss")
+    check_shape(reconstructions, "B, C, H, W", "reconstructions", "reconstruction_loss", **sizes)
     squared_error = ((images - reconstructions) ** 2).flatten(1).sum(dim=1)  # (B,)
     if form == "paper":
         per_image = squared_error / sigma_color**2 + math.log(2 * math.pi * sigma_color**2)

@@ -4,7 +4,8 @@ Thin modules over the pure functions of :mod:`lmdis.geometry`: each holds its
 parameters and calls them. Images enter in [0, 1] at ``image_size``; the
 detector and the descriptor network run on the edge-padded ``padded_size``
 frame (Table 6); landmarks are returned in the unpadded image's frame, in the
-package convention (normalised ``(x, y)``, see :mod:`lmdis.geometry`).
+package convention (normalised ``(x, y)``, see :mod:`lmdis.geometry`). Every
+entry point checks the shapes it is given (:func:`lmdis.shapes.check_shape`).
 """
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from lmdis.geometry import (
     padded_to_image_frame,
 )
 from lmdis.networks import Hourglass, HourglassConfig
+from lmdis.shapes import check_shape
 
 
 @dataclass
@@ -95,14 +97,22 @@ class Encoding(NamedTuple):
 
 
 class LandmarkDetector(nn.Module):
-    """hourglass_l, Eq. (1)-(4): padded images (B, C, P, P) -> :class:`Detection`."""
+    """hourglass_l, Eq. (1)-(4): padded images (B, C, P, P) -> :class:`Detection`.
+
+    >>> detection = LandmarkDetector(ModelConfig(num_landmarks=3, channels=1, detector=HourglassConfig([4, 8])))
+    >>> found = detection(torch.rand(2, 1, 24, 24))
+    >>> found.maps.shape, found.landmarks.shape, found.variances.shape
+    (torch.Size([2, 4, 24, 24]), torch.Size([2, 3, 2]), torch.Size([2, 3, 2]))
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        self.channels = config.channels
         self.network = Hourglass(config.channels, config.num_landmarks + 1, config.detector, output_norm=True)
         nn.init.constant_(self.network.head[-1].weight, config.detector_output_gain)
 
     def forward(self, padded_images: torch.Tensor) -> Detection:
+        check_shape(padded_images, "B, C, P, P", "padded_images", "LandmarkDetector", C=self.channels)
         raw_scores = self.network(padded_images)                       # (B, K+1, P, P), Eq. (1)
         maps = confidence_maps(raw_scores.float())                     # Eq. (2)
         landmarks, variances = landmark_moments(maps[:, :-1])          # Eq. (3)
@@ -115,7 +125,18 @@ def pooling_masks(detection: Detection, mode: str = "gaussian") -> torch.Tensor:
     ``gaussian``: D-bar_k of Eq. (6) for the landmarks and the exact
     normalised background D_{K+1} / zeta_{K+1}. ``softmax``: D_k / zeta_k for
     every channel (the authors' code).
+
+    >>> maps = torch.full((1, 2, 4, 4), 0.5)                               # K = 1, flat
+    >>> landmarks, variances = landmark_moments(maps[:, :1])
+    >>> masks = pooling_masks(Detection(maps, landmarks, variances), "softmax")
+    >>> masks.sum(dim=(2, 3)).tolist()
+    [[1.0, 1.0]]
     """
+    sizes = check_shape(detection.maps, "B, C, H, W", "detection.maps", "pooling_masks")
+    check_shape(detection.landmarks, "B, K, 2", "detection.landmarks", "pooling_masks", B=sizes["B"],
+                K=sizes["C"] - 1)
+    check_shape(detection.variances, "B, K, 2", "detection.variances", "pooling_masks", B=sizes["B"],
+                K=sizes["C"] - 1)
     maps = detection.maps
     normalised = maps / maps.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
     if mode == "softmax":
@@ -126,10 +147,20 @@ def pooling_masks(detection: Detection, mode: str = "gaussian") -> torch.Tensor:
 
 
 class DescriptorExtractor(nn.Module):
-    """hourglass_f and Eq. (9)-(10): per-landmark descriptors f, (B, K+1, C)."""
+    """hourglass_f and Eq. (9)-(10): per-landmark descriptors f, (B, K+1, C).
+
+    Takes the padded images (B, C_in, P, P) and their :class:`Detection`.
+
+    >>> config = ModelConfig(num_landmarks=3, channels=1, detector=HourglassConfig([4, 8]),
+    ...                      descriptor=HourglassConfig([4, 8]), feature_channels=4, descriptor_dim=2)
+    >>> padded = torch.rand(2, 1, 24, 24)
+    >>> DescriptorExtractor(config)(padded, LandmarkDetector(config)(padded)).shape
+    torch.Size([2, 4, 2])
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        self.channels, self.count = config.channels, config.num_landmarks + 1
         self.pooling = config.pooling
         self.network = Hourglass(config.channels, config.feature_channels, config.descriptor)
         count = config.num_landmarks + 1
@@ -140,6 +171,9 @@ class DescriptorExtractor(nn.Module):
         self.bias = nn.Parameter(torch.zeros(config.descriptor_dim))
 
     def forward(self, padded_images: torch.Tensor, detection: Detection) -> torch.Tensor:
+        sizes = check_shape(padded_images, "B, C, P, P", "padded_images", "DescriptorExtractor", C=self.channels)
+        check_shape(detection.maps, "B, K+1, P, P", "detection.maps", "DescriptorExtractor",
+                    **{"B": sizes["B"], "K+1": self.count, "P": sizes["P"]})
         features = self.network(padded_images).float()                         # F, (B, S, P, P)
         masks = pooling_masks(detection, self.pooling)                         # (B, K+1, P, P)
         pooled = torch.einsum("bkhw,bshw->bks", masks, features)               # (B, K+1, S)
@@ -153,6 +187,15 @@ class LandmarkDecoder(nn.Module):
     descriptors, the soft-unpooled features F-tilde (Eq. 13) are concatenated
     and decoded by hourglass_d with a sigmoid output (Eq. 14). Without
     descriptors (Appendix B) the decoder sees the maps only.
+
+    >>> config = ModelConfig(num_landmarks=3, channels=1, image_size=16, decoder=HourglassConfig([4, 8]),
+    ...                      use_descriptors=False, sigma_dec=(0.1, 0.2))
+    >>> LandmarkDecoder(config)(torch.rand(2, 3, 2)).shape
+    torch.Size([2, 1, 16, 16])
+    >>> LandmarkDecoder(config)(torch.rand(2, 4, 2))
+    Traceback (most recent call last):
+        ...
+    ValueError: LandmarkDecoder: landmarks must have shape (B, K=3, 2), got (2, 4, 2)
     """
 
     def __init__(self, config: ModelConfig):
@@ -170,11 +213,19 @@ class LandmarkDecoder(nn.Module):
         self.network = Hourglass(per_sigma * len(config.sigma_dec), config.channels, config.decoder)
 
     def decoder_input(self, landmarks: torch.Tensor, descriptors: torch.Tensor | None) -> torch.Tensor:
-        """The concatenation [D~^1, F~^1, ..., D~^M, F~^M] of Eq. (14): (B, M * (K+1 [+ S']), S, S)."""
+        """The concatenation [D~^1, F~^1, ..., D~^M, F~^M] of Eq. (14): (B, M * (K+1 [+ S']), S, S).
+
+        Args:
+            landmarks: (B, K, 2) in the image frame.
+            descriptors: (B, K+1, C) for a decoder with descriptors, else None.
+        """
         size = self.config.image_size
+        sizes = check_shape(landmarks, "B, K, 2", "landmarks", "LandmarkDecoder", K=self.config.num_landmarks)
         if self.config.use_descriptors:
             if descriptors is None:
                 raise ValueError("this decoder uses landmark descriptors; pass them (or build with use_descriptors=False)")
+            check_shape(descriptors, "B, K+1, C", "descriptors", "LandmarkDecoder",
+                        **{"B": sizes["B"], "K+1": self.config.num_landmarks + 1, "C": self.config.descriptor_dim})
             codes = F.leaky_relu(
                 torch.einsum("ksc,bkc->bks", self.unprojection, descriptors) + self.bias, 0.2
             )                                                                   # tau(W~_k f_k), (B, K+1, S')
@@ -196,6 +247,22 @@ class LandmarkAutoencoder(nn.Module):
 
     ``detect`` gives landmarks of images; ``encode`` gives landmarks and
     descriptors; ``decode`` reconstructs from (possibly edited) landmarks.
+
+    >>> small = HourglassConfig([4, 8], skip_depth=1)
+    >>> model = LandmarkAutoencoder(ModelConfig(num_landmarks=3, channels=1, image_size=16, padded_size=24,
+    ...                                         detector=small, descriptor=small, decoder=small, feature_channels=4,
+    ...                                         decoder_feature_channels=4, descriptor_dim=2, sigma_dec=(0.2,))).eval()
+    >>> model.detect(torch.rand(2, 1, 16, 16)).shape       # image frame
+    torch.Size([2, 3, 2])
+    >>> encoding = model.encode(torch.rand(2, 1, 16, 16))
+    >>> encoding.landmarks.shape, encoding.descriptors.shape, encoding.detection.maps.shape
+    (torch.Size([2, 3, 2]), torch.Size([2, 4, 2]), torch.Size([2, 4, 24, 24]))
+    >>> model.decode(encoding.landmarks, encoding.descriptors).shape
+    torch.Size([2, 1, 16, 16])
+    >>> model.detect(torch.rand(2, 3, 16, 16))
+    Traceback (most recent call last):
+        ...
+    ValueError: expected images of shape (B, 1, 16, 16), got (2, 3, 16, 16)
     """
 
     def __init__(self, config: ModelConfig):
@@ -236,6 +303,7 @@ class LandmarkAutoencoder(nn.Module):
         return Encoding(self.to_image_frame(detection.landmarks), descriptors, detection)
 
     def decode(self, landmarks: torch.Tensor, descriptors: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, C, S, S) from landmarks (B, K, 2) in the image frame and descriptors (B, K+1, C) or None."""
         return self.decoder(landmarks, descriptors)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from lmdis.shapes import check_shape
+
 
 PADDING_MODES = ("zeros", "replicate", "reflect")
 
@@ -45,7 +47,11 @@ class HourglassConfig:
 
 
 def conv_block(in_channels: int, out_channels: int, padding_mode: str = "zeros") -> nn.Sequential:
-    """3x3 'same' convolution, batch norm, LeakyReLU(0.2)."""
+    """3x3 'same' convolution, batch norm, LeakyReLU(0.2): (B, in, H, W) -> (B, out, H, W).
+
+    >>> conv_block(3, 8)(torch.rand(2, 3, 16, 16)).shape
+    torch.Size([2, 8, 16, 16])
+    """
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode, bias=False),
         nn.BatchNorm2d(out_channels),
@@ -54,7 +60,11 @@ def conv_block(in_channels: int, out_channels: int, padding_mode: str = "zeros")
 
 
 def conv_stack(in_channels: int, out_channels: int, depth: int, padding_mode: str = "zeros") -> nn.Sequential:
-    """``depth`` conv blocks, the first changing the width."""
+    """``depth`` conv blocks, the first changing the width.
+
+    >>> len(conv_stack(3, 8, depth=2))
+    2
+    """
     layers = [conv_block(in_channels, out_channels, padding_mode)]
     layers += [conv_block(out_channels, out_channels, padding_mode) for _ in range(depth - 1)]
     return nn.Sequential(*layers)
@@ -65,10 +75,19 @@ class Hourglass(nn.Module):
 
     The output layer is a 1x1 convolution; ``output_norm`` adds batch norm on
     it (the detector's raw scores R of Eq. 1, as in the authors' code).
+
+    >>> hourglass = Hourglass(3, 11, HourglassConfig([8, 16, 16], skip_depth=1))   # two poolings
+    >>> hourglass(torch.rand(2, 3, 24, 24)).shape
+    torch.Size([2, 11, 24, 24])
+    >>> hourglass(torch.rand(2, 1, 24, 24))
+    Traceback (most recent call last):
+        ...
+    ValueError: Hourglass: images must have shape (B, C=3, H, W), got (2, 1, 24, 24)
     """
 
     def __init__(self, in_channels: int, out_channels: int, config: HourglassConfig, output_norm: bool = False):
         super().__init__()
+        self.in_channels = in_channels
         widths, depth, mode = config.widths, config.convs_per_level, config.padding_mode
         self.levels = len(widths) - 1
         self.stem = conv_stack(in_channels, widths[0], depth, mode)
@@ -82,6 +101,7 @@ class Hourglass(nn.Module):
         self.head = nn.Sequential(*head)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        check_shape(images, "B, C, H, W", "images", "Hourglass", C=self.in_channels)
         side = 2**self.levels
         if images.shape[-1] % side or images.shape[-2] % side:
             raise ValueError(

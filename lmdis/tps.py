@@ -9,7 +9,9 @@ back to I (:func:`apply_transform`), so Eq. (8) needs no inverse.
 offsets, followed by a random similarity about the image centre (Appendix
 G.3). Control points are a regular grid or the landmarks of the current model
 (Appendix F.3). Everything is batched and differentiable, in the package
-coordinate convention (normalised ``(x, y)``, see :mod:`lmdis.geometry`).
+coordinate convention (normalised ``(x, y)``, see :mod:`lmdis.geometry`), with
+the shapes of the arguments checked where they enter
+(:func:`lmdis.shapes.check_shape`).
 """
 from __future__ import annotations
 
@@ -20,10 +22,15 @@ import torch
 import torch.nn.functional as F
 
 from lmdis.geometry import coordinate_grid
+from lmdis.shapes import check_shape
 
 
 def tps_radial_basis(squared_distance: torch.Tensor) -> torch.Tensor:
-    """U(r) = r^2 log r^2, with U(0) = 0 and a finite gradient there."""
+    """U(r) = r^2 log r^2 of squared distances r^2 (any shape), with U(0) = 0 and a finite gradient there.
+
+    >>> [round(u, 4) for u in tps_radial_basis(torch.tensor([0.0, 1.0, 4.0])).tolist()]   # 4 ln 4 at r^2 = 4
+    [0.0, 0.0, 5.5452]
+    """
     positive = squared_distance > 0
     safe = torch.where(positive, squared_distance, torch.ones_like(squared_distance))
     return torch.where(positive, safe * torch.log(safe), torch.zeros_like(squared_distance))
@@ -53,7 +60,14 @@ def fit_tps(control: torch.Tensor, targets: torch.Tensor, regularisation: float 
         targets: (B, N, 2) where they must map to.
     Returns:
         weights (B, N, 2) and affine (B, 3, 2), for :func:`evaluate_tps`.
+
+    >>> control = regular_grid_points(3)[None]                           # (1, 9, 2)
+    >>> weights, affine = fit_tps(control, control + 0.25)               # a pure shift
+    >>> weights.abs().max().item() < 1e-5, [round(a, 5) for a in affine[0, 0].tolist()]   # no bending; a_0 = the shift
+    (True, [0.25, 0.25])
     """
+    sizes = check_shape(control, "B, N, 2", "control", "fit_tps")
+    check_shape(targets, "B, N, 2", "targets", "fit_tps", **sizes)
     batch, count, _ = control.shape
     kernel = tps_radial_basis(_pairwise_squared_distance(control, control))  # (B, N, N)
     if regularisation:
@@ -69,7 +83,20 @@ def fit_tps(control: torch.Tensor, targets: torch.Tensor, regularisation: float 
 
 
 def evaluate_tps(points: torch.Tensor, control: torch.Tensor, weights: torch.Tensor, affine: torch.Tensor):
-    """f(p) = a_0 + A p + sum_i w_i U(||p - c_i||) for points (B, M, 2) -> (B, M, 2)."""
+    """f(p) = a_0 + A p + sum_i w_i U(||p - c_i||) for points (B, M, 2) -> (B, M, 2).
+
+    ``control`` (B, N, 2), ``weights`` (B, N, 2) and ``affine`` (B, 3, 2) as
+    :func:`fit_tps` returns them.
+
+    >>> control = regular_grid_points(3)[None]
+    >>> targets = control + 0.05 * torch.randn(1, 9, 2, generator=torch.Generator().manual_seed(0))
+    >>> bool(torch.allclose(evaluate_tps(control, control, *fit_tps(control, targets)), targets, atol=1e-5))
+    True
+    """
+    sizes = check_shape(control, "B, N, 2", "control", "evaluate_tps")
+    check_shape(weights, "B, N, 2", "weights", "evaluate_tps", **sizes)
+    check_shape(affine, "B, 3, 2", "affine", "evaluate_tps", B=sizes["B"])
+    check_shape(points, "B, M, 2", "points", "evaluate_tps", B=sizes["B"])
     radial = tps_radial_basis(_pairwise_squared_distance(points, control))   # (B, M, N)
     return _affine_basis(points) @ affine + radial @ weights
 
@@ -92,7 +119,15 @@ class RandomTransform:
 
 
 def apply_transform(points: torch.Tensor, transform: RandomTransform) -> torch.Tensor:
-    """g(points): (B, M, 2) normalised (x, y) -> (B, M, 2)."""
+    """g(points): (B, M, 2) normalised (x, y) -> (B, M, 2), one transform per image of the batch.
+
+    >>> control = regular_grid_points(3)[None]
+    >>> shift = RandomTransform(control, *fit_tps(control, control), angle=torch.zeros(1), scale=torch.ones(1),
+    ...                         translation=torch.tensor([[0.25, 0.0]]))   # identity TPS, then a shift
+    >>> apply_transform(torch.tensor([[[0.5, 0.5]]]), shift).tolist()
+    [[[0.75, 0.5]]]
+    """
+    check_shape(points, "B, M, 2", "points", "apply_transform", B=transform.control.shape[0])
     deformed = evaluate_tps(points, transform.control, transform.weights, transform.affine)
     cos, sin = torch.cos(transform.angle), torch.sin(transform.angle)
     rotation = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)  # (B, 2, 2)
@@ -115,7 +150,15 @@ def warp_images(images: torch.Tensor, transform: RandomTransform, size: int | No
         size: side of the output (default: the input's, which needs square images when given).
     Returns:
         (B, C, size, size) warped images, (B, C, H, W) without ``size``.
+
+    >>> control = regular_grid_points(3)[None]
+    >>> identity = RandomTransform(control, *fit_tps(control, control), angle=torch.zeros(1),
+    ...                            scale=torch.ones(1), translation=torch.zeros(1, 2))
+    >>> images = torch.rand(1, 1, 8, 8)
+    >>> bool(torch.allclose(warp_images(images, identity), images, atol=1e-5))
+    True
     """
+    check_shape(images, "B, C, H, W", "images", "warp_images", B=transform.control.shape[0])
     batch, _, height, width = images.shape
     if size is not None:
         height = width = size
@@ -154,7 +197,11 @@ class TransformConfig:
 
 
 def regular_grid_points(grid_size: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """grid_size x grid_size control points spanning [0, 1]^2: (grid_size^2, 2)."""
+    """grid_size x grid_size control points spanning [0, 1]^2: (grid_size^2, 2), x varying fastest.
+
+    >>> regular_grid_points(2).tolist()
+    [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]
+    """
     ticks = torch.linspace(0, 1, grid_size, device=device, dtype=dtype)
     grid_y, grid_x = torch.meshgrid(ticks, ticks, indexing="ij")
     return torch.stack([grid_x.flatten(), grid_y.flatten()], dim=-1)
@@ -176,7 +223,13 @@ def sample_random_transform(
     landmarks cluster; without, a regular ``grid_size^2`` grid (offsets
     ``grid_offset_std``). Random numbers come from ``generator`` (a CPU
     generator, so training resumes exactly on any device).
+
+    >>> transform = sample_random_transform(4, TransformConfig(), torch.Generator().manual_seed(0))
+    >>> transform.control.shape, transform.angle.shape   # the 7x7 grid, one angle per image
+    (torch.Size([4, 49, 2]), torch.Size([4]))
     """
+    if landmarks is not None:
+        check_shape(landmarks, "B, K, 2", "landmarks", "sample_random_transform", B=batch)
 
     def normal(*shape):
         return torch.randn(*shape, generator=generator, dtype=dtype).to(device)
@@ -207,6 +260,10 @@ def folded_fraction(transform: RandomTransform, size: int = 64) -> torch.Tensor:
 
     The Jacobian is taken by central differences (step 1e-3 of the side) at
     the ``size`` x ``size`` pixel centres. Returns (B,) fractions in [0, 1].
+
+    >>> folded_fraction(sample_random_transform(2, TransformConfig(grid_offset_std=0.0, rotation_std_degrees=0.0),
+    ...                                         torch.Generator().manual_seed(0))).tolist()   # a similarity: no fold
+    [0.0, 0.0]
     """
     batch = transform.control.shape[0]
     grid = coordinate_grid(size, size, transform.control.device, transform.control.dtype)

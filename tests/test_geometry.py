@@ -246,5 +246,5 @@ def test_density_heatmaps_tile_the_frame_where_peak_ones_do_not():
 def test_decoder_heatmaps_reject_unknown_forms_and_shapes():
     with pytest.raises(ValueError, match="unknown decoder heatmap form 'pdf'"):
         decoder_heatmaps(torch.zeros(1, 2, 2), 0.1, 4, 4, "pdf")
-    with pytest.raises(ValueError, match=r"landmarks must be \(B, K, 2\), got \(2, 2\)"):
+    with pytest.raises(ValueError, match=r"decoder_heatmaps: landmarks must have shape \(B, K, 2\), got \(2, 2\)"):
         decoder_heatmaps(torch.zeros(2, 2), 0.1, 4, 4)

@@ -19,7 +19,7 @@ PACKAGE = REPO / "lmdis"
 
 # Layer of each module (a name covers its submodules), lowest first.
 LAYERS = {
-    "math core": ("lmdis.geometry", "lmdis.losses", "lmdis.tps", "lmdis.networks", "lmdis.model"),
+    "math core": ("lmdis.shapes", "lmdis.geometry", "lmdis.losses", "lmdis.tps", "lmdis.networks", "lmdis.model"),
     "data": ("lmdis.data",),
     "figures": ("lmdis.plotting",),
     "config": ("lmdis.config",),

@@ -149,7 +149,8 @@ def _differences(a, b, where: str) -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         if set(a) != set(b):
             return [f"{where}: keys {sorted(map(str, set(a) ^ set(b)))} in one only"]
-        return [found for key in a if key not in TIMING_KEYS for found in _differences(a[key], b[key], f"{where}.{key}")]
+        return [found for key in a if key not in TIMING_KEYS
+                for found in _differences(a[key], b[key], f"{where}.{key}")]
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         if len(a) != len(b):
             return [f"{where}: {len(a)} vs {len(b)} entries"]

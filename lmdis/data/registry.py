@@ -41,7 +41,7 @@ PAPER_DATASETS = tuple(_PAPER)
 
 
 def dataset_module(name: str):
-    """The module under :mod:`lmdis.data` that reads data set ``name`` (its ``SPLITS``, ``IMAGE_SIZE``, ``PROTOCOL``)."""
+    """The module under :mod:`lmdis.data` that reads data set ``name``: its ``SPLITS``, ``IMAGE_SIZE``, ``PROTOCOL``."""
     if name not in _DATASETS:
         raise ValueError(f"unknown dataset {name!r}, expected one of {DATASET_NAMES}")
     return _DATASETS[name][0]

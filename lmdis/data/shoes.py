@@ -109,6 +109,7 @@ class ZapposShoesDataset(ImageDataset):
         return {"image": image, "index": index}
 
 
-def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE, channels: int = 3) -> ZapposShoesDataset:
+def open_split(root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE,
+               channels: int = 3) -> ZapposShoesDataset:
     """The registry's entry point: :class:`ZapposShoesDataset` with the paper's 500 test images."""
     return ZapposShoesDataset(root, split, image_size=image_size, channels=channels)
