@@ -6,7 +6,9 @@ the figure. Landmarks come in the package convention (normalised ``(x, y)``,
 see :mod:`lmdis.geometry`) and are drawn at pixel centres. Figures draw
 tensors and arrays: a model enters only as something to call ``detect`` on,
 so the module needs nothing of lmdis beyond the data's image helpers, and
-evaluation can draw with it.
+evaluation can draw with it. matplotlib is imported inside the functions:
+the command line and the evaluation import this module, and only drawing a
+figure needs matplotlib.
 """
 from __future__ import annotations
 
