@@ -1,0 +1,111 @@
+"""Do a digit model's landmarks sit on the strokes, and does it decode digits as themselves?
+
+    python benchmarks/mnist_morph.py --checkpoint runs/mnist-cpu/checkpoint.pt [--data ../shared/data/mnist]
+    python benchmarks/mnist_morph.py --zoo mnist
+
+Prints one JSON object:
+- ``on_stroke``: the share of (digit, landmark) pairs whose landmark lies on
+  ink (the image, bilinearly sampled at the landmark, >= ``--ink``), and
+  ``on_stroke_per_landmark`` (the worst landmark is what "every landmark on
+  the strokes" asks about);
+- ``classifier_accuracy``: a logistic regression fitted on the 5,000
+  embedded digits, on the real test digits (the ceiling of the next figure);
+- ``reconstruction_accuracy``: the same classifier on the model's
+  reconstructions; a morph's endpoints (t = 0, 1 of
+  :func:`lmdis.manipulation.morph_sequence`) are these reconstructions, so
+  this is the share of morph endpoints decoded as their own digit;
+- ``morph_endpoints``: that share over ``--pairs`` random pairs of different
+  digits, both endpoints counted.
+
+Test digits: the MNIST test set (10,000) when ``--data`` or the shared data
+folder has it, else the embedded digits (which the model may have trained on;
+the output says which).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.linear_model import LogisticRegression
+
+from lmdis.data import MNISTDataset, open_dataset, shared_data_root
+from lmdis.manipulation import morph_sequence
+
+SHARED_MNIST = (shared_data_root() or Path("/nonexistent")) / "mnist"
+
+
+def ink_at(images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+    """(B, 1, S, S) images, (B, K, 2) normalised (x, y) -> (B, K) bilinear intensity at each landmark."""
+    grid = landmarks[:, :, None, :] * 2 - 1                                  # (B, K, 1, 2) in [-1, 1]
+    return F.grid_sample(images, grid, mode="bilinear", align_corners=False)[:, 0, :, 0]
+
+
+def load_model(args):
+    if args.zoo:
+        from lmdis.zoo import load_pretrained
+        return load_pretrained(args.zoo)
+    from lmdis.checkpoint import model_from_checkpoint
+    return model_from_checkpoint(args.checkpoint)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint")
+    source.add_argument("--zoo", help="a name from lmdis.zoo.available()")
+    parser.add_argument("--data", help="folder with the MNIST test IDX files (default: the shared data folder)")
+    parser.add_argument("--images", type=int, default=2000, help="test digits to score (the first N)")
+    parser.add_argument("--pairs", type=int, default=200)
+    parser.add_argument("--ink", type=float, default=0.3)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    model, config = load_model(args)
+    model = model.cpu().eval()
+    embedded = open_dataset("mnist-embedded", image_size=config.model.image_size)
+    classifier_inputs = embedded.images.reshape(len(embedded.images), -1) / 255.0
+    classifier = LogisticRegression(max_iter=300).fit(classifier_inputs, embedded.labels)
+
+    root = Path(args.data) if args.data else SHARED_MNIST
+    if (root / "t10k-images-idx3-ubyte.gz").is_file():
+        test = MNISTDataset.from_idx(root / "t10k-images-idx3-ubyte.gz", root / "t10k-labels-idx1-ubyte.gz")
+        test_source = f"MNIST test set ({root})"
+    else:
+        test, test_source = embedded, "embedded digits (the model may have trained on them)"
+    count = min(args.images, len(test.images))
+    images = torch.from_numpy(test.images[:count]).float()[:, None] / 255.0  # (N, 1, 28, 28)
+    labels = test.labels[:count]
+
+    with torch.no_grad():
+        landmarks, descriptors, _ = model.encode(images)
+        reconstructions = model.decode(landmarks, descriptors)
+    on_ink = (ink_at(images, landmarks) >= args.ink).float()                # (N, K)
+
+    def predict(batch: torch.Tensor) -> np.ndarray:
+        return classifier.predict(batch.reshape(len(batch), -1).numpy())
+
+    generator = np.random.default_rng(args.seed)
+    hits = 0
+    for _ in range(args.pairs):
+        first = int(generator.integers(count))
+        second = int(generator.choice(np.flatnonzero(labels != labels[first])))
+        sequence, _ = morph_sequence(model, images[first], images[second], count=2)
+        predicted = predict(sequence)
+        hits += int(predicted[0] == labels[first]) + int(predicted[-1] == labels[second])
+
+    print(json.dumps({
+        "test_digits": test_source, "n": count, "K": config.model.num_landmarks,
+        "on_stroke": round(float(on_ink.mean()), 3),
+        "on_stroke_per_landmark": [round(float(v), 3) for v in on_ink.mean(dim=0)],
+        "classifier_accuracy": round(float((predict(images) == labels).mean()), 3),
+        "reconstruction_accuracy": round(float((predict(reconstructions) == labels).mean()), 3),
+        "morph_endpoints": round(hits / (2 * args.pairs), 3), "pairs": args.pairs,
+    }))
+
+
+if __name__ == "__main__":
+    main()
