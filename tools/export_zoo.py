@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from lmdis import zoo
+from lmdis.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,7 +58,7 @@ def main():
     parser.add_argument("--folder", default=str(zoo.ZOO_FOLDER))
     args = parser.parse_args()
 
-    checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint(args.checkpoint)
     config = checkpoint["config"]
     steps, batch = int(checkpoint["step"]), int(config["train"]["batch_size"])
     seconds = float(checkpoint.get("train_seconds", 0.0))
