@@ -281,6 +281,11 @@ def _distributed_context():
     return dist.get_rank(), world_size
 
 
+def log_line(message: str) -> None:
+    """Print one log line and flush it, so a log file or a notebook shows it as training goes."""
+    print(message, flush=True)
+
+
 class Trainer:
     """Runs the optimisation of Eq. (15) on a data set.
 
@@ -305,7 +310,7 @@ class Trainer:
     """
 
     def __init__(self, config: Config, dataset: Dataset, out_dir: str | Path, device: str = "auto",
-                 progress: bool = True, resume: bool = False, log: Callable[[str], None] = print,
+                 progress: bool = True, resume: bool = False, log: Callable[[str], None] = log_line,
                  minutes: float | None = None):
         self.config = config.validate()
         self.dataset = dataset
@@ -541,7 +546,7 @@ def run_directory(config: Config, tag: str, root: str | Path = DEFAULT_RUNS_ROOT
 
 def train_or_load(config: Config, dataset: Dataset, tag: str, root: str | Path = DEFAULT_RUNS_ROOT,
                   out_dir: str | Path | None = None, callbacks: Mapping[str, Callable] | None = None,
-                  device: str = "auto", progress: bool = False, log: Callable[[str], None] = print) -> Trainer:
+                  device: str = "auto", progress: bool = False, log: Callable[[str], None] = log_line) -> Trainer:
     """Train ``config`` on ``dataset`` unless a finished run of it is already on disk.
 
     The run lives in ``out_dir`` (default :func:`run_directory`, so another

@@ -1,6 +1,7 @@
 """Trainer: exact resume, atomic checkpoints, bad input, schedules, a real short run."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -496,3 +497,28 @@ def test_train_or_load_resumes_an_unfinished_run(tmp_path):
     resumed = train_or_load(config, data, tag="x", root=tmp_path, device="cpu", log=lambda line: None,
                             callbacks={"on_step_end": lambda trainer, terms: steps_run.append(trainer.step)})
     assert resumed.resumed_from == 2 and steps_run == [3, 4] and resumed.step == 4
+
+
+class _RecordingStream(io.StringIO):
+    """A stand-in for a non-terminal stdout that records what was flushed."""
+
+    def __init__(self):
+        super().__init__()
+        self.flushed: list[str] = []
+
+    def flush(self):
+        self.flushed.append(self.getvalue())
+        super().flush()
+
+
+def test_plain_log_lines_are_flushed_as_they_are_written(tmp_path, monkeypatch):
+    # A log file is block-buffered: without a flush per line, `train > log`
+    # shows nothing until the buffer fills or the run ends.
+    stream = _RecordingStream()
+    monkeypatch.setattr(sys, "stdout", stream)
+    config = tiny_config(steps=2)
+    config.train.log_every = 1
+    Trainer(config, RandomImages(), tmp_path, device="cpu", progress=False).fit()
+    lines = [line for line in stream.getvalue().splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert any("step 1/2" in text and "step 2/2" not in text for text in stream.flushed)
