@@ -38,17 +38,36 @@ class DataSplit:
     tag: str
 
     def held_out_images(self, count: int | None = None, labels=None) -> torch.Tensor:
-        """(N, C, S, S): the first ``count`` held-out images (whose label is in ``labels``, when given)."""
-        items = []
-        for index in range(len(self.held_out)):
-            item = self.held_out[index]
-            if labels is None or item.get("label") in labels:
-                items.append(item)
-            if count is not None and len(items) == count:
-                break
-        if not items:
-            raise ValueError(f"no held-out image with a label in {labels}")
-        return collate_images(items)
+        """(N, C, S, S): ``count`` held-out images (all of them when None), as many of each label as possible.
+
+        Items with a ``"label"`` (MNIST digits) are taken label by label:
+        the first ``count // n`` held-out images of each of the n labels, and
+        one more of each of the first ``count % n`` labels (sorted), so that
+        the embedded MNIST, which is sorted by digit, gives every digit and
+        not only the first few. A label with fewer images gives all it has.
+        ``labels`` keeps only those labels. Unlabelled items (faces): the
+        first ``count``. The images keep their held-out order.
+
+        Raises:
+            ValueError: ``count`` is not a positive integer, or no held-out
+                image has a label in ``labels``.
+        """
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise ValueError(f"count must be a positive integer or None, got {count!r}")
+        items = [self.held_out[index] for index in range(len(self.held_out))]
+        if labels is not None:
+            items = [item for item in items if item.get("label") in labels]
+            if not items:
+                raise ValueError(f"no held-out image with a label in {labels}")
+        if count is None or not items or "label" not in items[0]:
+            return collate_images(items[:count])
+        positions: dict[int, list[int]] = {}
+        for position, item in enumerate(items):
+            positions.setdefault(int(item["label"]), []).append(position)
+        present = sorted(positions)
+        quota = {label: count // len(present) + (rank < count % len(present)) for rank, label in enumerate(present)}
+        chosen = sorted(position for label in present for position in positions[label][:quota[label]])
+        return collate_images([items[position] for position in chosen])
 
 
 _DECODED: dict[tuple, Dataset] = {}
