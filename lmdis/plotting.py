@@ -235,3 +235,64 @@ def save_landmark_figure(model, dataset, path: str | Path, count: int = 16) -> P
         landmarks = model.eval().detect(images.to(next(model.parameters()).device)).cpu()
     landmark_grid(images, landmarks, path=path, title="discovered landmarks")
     return path
+
+
+# --------------------------------------------------------------------------- aggregate pictures
+
+def covariance_ellipse(covariance, n_std: float = 1.0) -> tuple[float, float, float]:
+    """(width, height, angle in degrees) of the ``n_std`` contour of a 2-D Gaussian with ``covariance``.
+
+    The axes are ``2 n_std sqrt(eigenvalue)`` along the eigenvectors; the
+    angle is that of the first axis from +x, as matplotlib's ``Ellipse``
+    takes it. In image axes (y down) the angle turns clockwise on screen.
+    """
+    covariance = np.asarray(covariance, np.float64)
+    if covariance.shape != (2, 2):
+        raise ValueError(f"covariance must be 2x2, got shape {covariance.shape}")
+    values, vectors = np.linalg.eigh(covariance)
+    values = np.clip(values, 0, None)
+    angle = float(np.degrees(np.arctan2(vectors[1, 1], vectors[0, 1])))
+    return 2 * n_std * float(np.sqrt(values[1])), 2 * n_std * float(np.sqrt(values[0])), angle
+
+
+def aggregate_figure(mean_image, landmark_mean, landmark_cov, annotated_mean=None, annotated_cov=None, ax=None,
+                     title: str | None = None, n_std: float = 1.0):
+    """Landmarks and annotations on the mean of many aligned images, each with its spread.
+
+    Crosses: each discovered landmark's mean position, in its colour, with
+    its ``n_std`` ellipse over the images (:func:`covariance_ellipse`);
+    red dots and dashed ellipses: the annotated points. Nothing of an
+    individual image shows, which is how research-only face sets (MTFL)
+    appear in committed figures (:meth:`lmdis.evaluate.Benchmark.aggregate`).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Ellipse
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.2, 4.2))
+    picture = _to_numpy_image(mean_image)
+    side_y, side_x = picture.shape[:2]
+    scale = np.array([side_x, side_y], np.float64)
+    ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=1, extent=(0, side_x, side_y, 0))
+    colours = landmark_colours(len(landmark_mean))
+
+    def ellipse(mean, cov, colour, style):
+        width, height, angle = covariance_ellipse(np.asarray(cov) * np.outer(scale, scale), n_std)
+        ax.add_patch(Ellipse(tuple(np.asarray(mean) * scale), width, height, angle=angle, fill=False,
+                             edgecolor=colour, linestyle=style, linewidth=1.8))
+
+    for k, (mean, cov) in enumerate(zip(landmark_mean, landmark_cov)):
+        ellipse(mean, cov, colours[k], "-")
+        ax.scatter(*(np.asarray(mean) * scale), color=colours[k], marker="x", s=70, linewidths=2.5, zorder=3)
+        ax.annotate(str(k + 1), np.asarray(mean) * scale, xytext=(4, -4), textcoords="offset points",
+                    color="white", fontsize=8, fontweight="bold")
+    if annotated_mean is not None:
+        for mean, cov in zip(annotated_mean, annotated_cov):
+            ellipse(mean, cov, "red", "--")
+            ax.scatter(*(np.asarray(mean) * scale), color="red", edgecolor="white", s=45, zorder=3)
+    ax.set_xlim(0, side_x)
+    ax.set_ylim(side_y, 0)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax.figure

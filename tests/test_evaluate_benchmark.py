@@ -178,3 +178,37 @@ def test_evaluate_command_refuses_data_without_annotations_or_attributes(tmp_pat
         result = run_cli("evaluate", "--checkpoint", checkpoint, "--dataset", "mtfl", "--attributes",
                          "--data", str(shared_data_root() / "mtfl"), "--device", "cpu")
         assert result.returncode == 2 and "no attribute labels" in result.stderr and not result.stdout
+
+
+# --------------------------------------------------------------------------- aggregate pictures
+
+def test_aggregate_is_the_mean_image_and_the_sample_covariances():
+    rng = np.random.default_rng(3)
+    discovered, annotated = cat_like(150, seed=3)
+    images = rng.random((150, 3, 8, 8)).astype(np.float32)
+
+    class Faces(PointsAsImages):
+        def __getitem__(self, index):
+            return {"image": torch.from_numpy(images[index]), "index": index}
+
+    protocol = CAT_LIKE
+    split = Faces(discovered, annotated)
+    benchmark = Benchmark.from_datasets(split, split, protocol)
+    summary = benchmark.aggregate(Discovered(discovered, discovered))
+    assert summary["count"] == 150
+    np.testing.assert_allclose(summary["mean_image"].numpy(), images.mean(axis=0), atol=1e-6)
+    for k in range(10):
+        np.testing.assert_allclose(summary["landmark_cov"][k], np.cov(discovered[:, k].T), atol=1e-12)
+    np.testing.assert_allclose(summary["annotated_mean"], annotated.mean(axis=0), atol=1e-7)   # stored as float32
+    np.testing.assert_allclose(summary["annotated_cov"][4], np.cov(annotated[:, 4].T), atol=1e-8)
+
+
+def test_aggregate_refuses_a_split_small_enough_to_show_individuals():
+    from lmdis.evaluate import MIN_AGGREGATE_IMAGES
+
+    discovered, annotated = cat_like(MIN_AGGREGATE_IMAGES - 1, seed=1)
+    protocol = CAT_LIKE
+    split = PointsAsImages(discovered, annotated)
+    benchmark = Benchmark.from_datasets(split, split, protocol)
+    with pytest.raises(ValueError, match=f"averages at least {MIN_AGGREGATE_IMAGES}"):
+        benchmark.aggregate(Discovered(discovered, discovered))

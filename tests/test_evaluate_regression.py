@@ -208,3 +208,40 @@ def test_mean_shape_floor_by_hand():
     train = np.array([[[0.2, 0.5], [0.8, 0.5]], [[0.4, 0.5], [0.6, 0.5]]])  # mean: (0.3,.5),(0.7,.5)
     test = np.array([[[0.3, 0.5], [0.7, 0.5]]])
     assert mean_shape_report(train, test)["nme_percent"] == pytest.approx(0.0)
+
+
+# --------------------------------------------------------------------------- the case with a known answer
+
+def test_synthetic_case_without_noise_is_recovered_exactly():
+    from lmdis.evaluate import synthetic_case
+
+    case = synthetic_case(n_fit=300, n_test=200, noise=0.0)
+    weights, *_ = np.linalg.lstsq((case.fit_discovered - 0.5).reshape(300, -1),
+                                  (case.fit_annotated - 0.5).reshape(300, -1), rcond=None)
+    predicted = 0.5 + ((case.test_discovered - 0.5).reshape(200, -1) @ weights).reshape(200, 5, 2)
+    np.testing.assert_allclose(predicted, case.test_annotated, atol=1e-10)
+    assert regression_report(case.fit_discovered, case.fit_annotated, case.test_discovered,
+                             case.test_annotated)["nme_percent"] < 1e-8
+
+
+@pytest.mark.parametrize("noise", [0.01, 0.02])
+def test_synthetic_case_error_is_the_rayleigh_mean_of_its_noise(noise):
+    from lmdis.evaluate import synthetic_case
+
+    case = synthetic_case(noise=noise, n_test=4000)
+    # The sample's inverse-map error against the expectation noise * sqrt(pi / 2).
+    assert case.expected_nme_percent == pytest.approx(100 * noise * 1.2533141, rel=1e-6)
+    assert case.inverse_map_nme_percent == pytest.approx(case.expected_nme_percent, rel=0.03)
+    # The fitted map does as well as the exact inverse, or a little better (shrinkage).
+    measured = regression_report(case.fit_discovered, case.fit_annotated, case.test_discovered,
+                                 case.test_annotated)["nme_percent"]
+    assert 0.9 * case.inverse_map_nme_percent < measured <= case.inverse_map_nme_percent * 1.01
+    floor = mean_shape_report(case.fit_annotated, case.test_annotated)["nme_percent"]
+    assert floor > 5 * measured
+
+
+def test_synthetic_case_refuses_fewer_landmarks_than_points():
+    from lmdis.evaluate import synthetic_case
+
+    with pytest.raises(ValueError, match="num_landmarks must be >= 5"):
+        synthetic_case(num_landmarks=4)

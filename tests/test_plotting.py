@@ -78,3 +78,36 @@ def test_confidence_map_figure_has_a_row_per_stage_and_a_column_per_channel():
     assert len(figure.axes) == 2 * (4 + 1)
     assert [ax.get_title() for ax in figure.axes[:5]] == ["1", "2", "3", "bg", "landmarks"]
     plt.close(figure)
+
+
+# --------------------------------------------------------------------------- aggregate pictures
+
+def test_covariance_ellipse_contains_the_expected_share_of_samples():
+    from lmdis.plotting import covariance_ellipse
+
+    covariance = np.array([[4.0, 1.5], [1.5, 1.0]])
+    width, height, angle = covariance_ellipse(covariance, n_std=1.0)
+    samples = np.random.default_rng(0).multivariate_normal([0, 0], covariance, 200_000)
+    theta = np.radians(angle)
+    u = samples @ np.array([np.cos(theta), np.sin(theta)])
+    v = samples @ np.array([-np.sin(theta), np.cos(theta)])
+    inside = ((u / (width / 2)) ** 2 + (v / (height / 2)) ** 2 <= 1).mean()
+    assert inside == pytest.approx(1 - np.exp(-0.5), abs=0.005)   # chi-square, 2 dof, at 1
+    assert width >= height
+    assert covariance_ellipse(np.diag([9.0, 1.0]), n_std=2.0)[:2] == pytest.approx((12.0, 4.0))
+
+
+def test_covariance_ellipse_refuses_a_non_2x2_matrix():
+    from lmdis.plotting import covariance_ellipse
+
+    with pytest.raises(ValueError, match="must be 2x2"):
+        covariance_ellipse(np.eye(3))
+
+
+def test_aggregate_figure_draws_one_ellipse_per_point():
+    from matplotlib.patches import Ellipse
+    from lmdis.plotting import aggregate_figure
+
+    cov = np.tile(np.eye(2) * 1e-3, (4, 1, 1))
+    figure = aggregate_figure(torch.rand(3, 16, 16), np.full((4, 2), 0.5), cov, np.full((2, 2), 0.4), cov[:2])
+    assert sum(isinstance(patch, Ellipse) for patch in figure.axes[0].patches) == 6

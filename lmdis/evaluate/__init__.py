@@ -18,11 +18,12 @@ Every public name is importable from here: ``from lmdis.evaluate import Benchmar
 from lmdis.evaluate import attributes, benchmark, diagnostics, regression
 from lmdis.evaluate.attributes import (PAPER_ATTRIBUTES, SVM_C_GRID, attribute_accuracy, class_accuracy,
                                        fit_linear_svm, landmark_features)
-from lmdis.evaluate.benchmark import Benchmark, Discovered, detect_all
+from lmdis.evaluate.benchmark import MIN_AGGREGATE_IMAGES, Benchmark, Discovered, detect_all
 from lmdis.evaluate.diagnostics import (content_tracking_gain, equivariance_error, landmark_metrics,
                                         nearest_annotated_points, nearest_neighbour_distance, per_axis_variance,
                                         similarity_projection, warp_tracking)
-from lmdis.evaluate.regression import (FEW_SHOT_SIZES, FRONTAL_FRACTION, RegressorFit, apply_regressor,
+from lmdis.evaluate.regression import (FEW_SHOT_SIZES, FIVE_POINT_TEMPLATE, FRONTAL_FRACTION, RegressorFit,
+                                       SyntheticCase, synthetic_case, apply_regressor,
                                        assigned_annotations, few_shot_curve, fit_flip_aware_regressor,
                                        fit_protocol_regressor, fit_regressor, flip_choice, frontal_view, json_ready,
                                        mean_shape_report, normalised_errors, point_errors, protocol_options,

@@ -19,9 +19,13 @@ from lmdis.data import InMemoryDataset, collate_images, dataset_protocol, open_d
 from lmdis.evaluate.attributes import PAPER_ATTRIBUTES, attribute_accuracy, landmark_features
 from lmdis.evaluate.regression import (FEW_SHOT_SIZES, few_shot_curve, json_ready, mean_shape_report,
                                        protocol_options, regression_report)
-from lmdis.plotting import regression_figure
+from lmdis.plotting import aggregate_figure, regression_figure
 
-__all__ = ["detect_all", "Discovered", "Benchmark"]
+__all__ = ["detect_all", "Discovered", "Benchmark", "MIN_AGGREGATE_IMAGES"]
+
+# The fewest images an aggregate picture averages: a mean of this many
+# aligned crops shows no individual (research-only face sets, e.g. MTFL).
+MIN_AGGREGATE_IMAGES = 100
 
 
 @torch.no_grad()
@@ -152,6 +156,46 @@ class Benchmark:
         return attribute_accuracy(landmark_features(discovered.fit, *extra_fit), fit_values[:, fit_columns],
                                   landmark_features(discovered.test, *extra_test), test_values[:, test_columns],
                                   names, C)
+
+    def aggregate(self, discovered: Discovered, split: str = "test", batch_size: int = 256) -> dict:
+        """A split summarised without showing any image of it: the mean image and each point's spread.
+
+        Returns ``count``, ``mean_image`` (C, H, W) float tensor, the mean
+        (K, 2) and covariance (K, 2, 2) of the discovered landmarks
+        (``landmark_mean``, ``landmark_cov``) and of the annotated points
+        (``annotated_mean``, ``annotated_cov``, (M, 2) and (M, 2, 2)), image
+        frame, normalised. Refuses splits of fewer than
+        :data:`MIN_AGGREGATE_IMAGES` images.
+        """
+        dataset, landmarks, annotated = {"fit": (self.fit, discovered.fit, self.fit_annotated),
+                                         "test": (self.test, discovered.test, self.test_annotated)}[split]
+        if len(dataset) < MIN_AGGREGATE_IMAGES:
+            raise ValueError(f"the {split} split has {len(dataset)} images; an aggregate averages at least "
+                             f"{MIN_AGGREGATE_IMAGES} so that no individual image shows")
+        if len(landmarks) != len(dataset):
+            raise ValueError(f"{len(landmarks)} discovered landmark sets for the {len(dataset)} images of the "
+                             f"{split} split")
+        total = None
+        for images in DataLoader(dataset, batch_size=batch_size, collate_fn=collate_images):
+            batch_sum = images.double().sum(dim=0)
+            total = batch_sum if total is None else total + batch_sum
+        landmarks, annotated = np.asarray(landmarks, np.float64), np.asarray(annotated, np.float64)
+
+        def covariance(points):                                   # (n, P, 2) -> (P, 2, 2)
+            centred = points - points.mean(axis=0)
+            return np.einsum("npi,npj->pij", centred, centred) / (len(points) - 1)
+
+        return {"count": len(dataset), "mean_image": (total / len(dataset)).float(),
+                "landmark_mean": landmarks.mean(axis=0), "landmark_cov": covariance(landmarks),
+                "annotated_mean": annotated.mean(axis=0), "annotated_cov": covariance(annotated)}
+
+    def aggregate_figure(self, discovered: Discovered, split: str = "test", ax=None):
+        """:meth:`aggregate` drawn by :func:`lmdis.plotting.aggregate_figure`; returns (figure, aggregate)."""
+        summary = self.aggregate(discovered, split)
+        figure = aggregate_figure(summary["mean_image"], summary["landmark_mean"], summary["landmark_cov"],
+                                  summary["annotated_mean"], summary["annotated_cov"], ax=ax,
+                                  title=f"mean of {summary['count']} {self.protocol.dataset} {split} images")
+        return figure, summary
 
     def figure(self, discovered: Discovered, path=None, count: int = 8, columns: int = 4):
         """Figure 9 style for ``count`` evenly spaced test images (:func:`lmdis.plotting.regression_figure`)."""
