@@ -174,15 +174,34 @@ def show_confidence_maps(maps, landmarks=None, ax=None, normalise: bool = True):
     return ax.figure
 
 
+def draw_outlined_landmarks(ax, landmarks, width: float, height: float, size: float = 60, marker: str = "o"):
+    """Scatter (K, 2) normalised landmarks in their colours, each with a black rim and a white halo.
+
+    The rim keeps a marker visible on white strokes, the colour on a black
+    background, at the 70-100 dpi of committed notebooks.
+    """
+    from matplotlib import patheffects
+
+    points = np.asarray(landmarks.detach().cpu() if isinstance(landmarks, torch.Tensor) else landmarks)
+    ax.scatter(points[:, 0] * width, points[:, 1] * height, c=landmark_colours(len(points)), marker=marker, s=size,
+               edgecolors="black", linewidths=1.2, zorder=3,
+               path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
+
+
 def confidence_map_figure(images: torch.Tensor, rows: dict[str, torch.Tensor], landmarks: dict[str, torch.Tensor],
-                          image_size: int, padded_size: int, index: int = 0):
+                          image_size: int, padded_size: int, index: int = 0, notes: dict[str, str] | None = None,
+                          panel_inches: float = 1.3):
     """Figure 39: one row per training stage, one column per channel of D, then the landmarks.
 
     Args:
         images: (B, C, S, S) the recorded images.
         rows: label -> maps (B, K+1, P, P); the background channel is drawn last.
-        landmarks: label -> (B, K, 2) in the image frame.
+        landmarks: label -> (B, K, 2) in the image frame, drawn outlined
+            (:func:`draw_outlined_landmarks`).
         index: which image of the batch to draw.
+        notes: label -> a short text written beside the row's landmarks
+            (e.g. their spread).
+        panel_inches: the side of each panel.
     Returns:
         the figure. Each map is scaled to its own maximum; the dashed square
         marks the unpadded image inside the padded frame.
@@ -192,8 +211,9 @@ def confidence_map_figure(images: torch.Tensor, rows: dict[str, torch.Tensor], l
 
     labels = list(rows)
     channels = next(iter(rows.values())).shape[1]
-    figure, axes = plt.subplots(len(labels), channels + 1, figsize=(1.3 * (channels + 1), 1.4 * len(labels)),
-                                squeeze=False)
+    extra = 1.2 if notes else 0.0
+    figure, axes = plt.subplots(len(labels), channels + 1, squeeze=False,
+                                figsize=(panel_inches * (channels + 1) + extra, (panel_inches + 0.1) * len(labels)))
     colours = landmark_colours(channels - 1)
     margin = (padded_size - image_size) / 2
     for row, label in enumerate(labels):
@@ -211,8 +231,104 @@ def confidence_map_figure(images: torch.Tensor, rows: dict[str, torch.Tensor], l
             if row == 0:
                 ax.set_title(f"{channel + 1}" if channel < channels - 1 else "bg", fontsize=9)
         axes[row, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
-        show_landmarks(images[index], landmarks[label][index], ax=axes[row, -1], size=30)
+        show_landmarks(images[index], np.zeros((0, 2)), ax=axes[row, -1])
+        side = images.shape[-1]
+        draw_outlined_landmarks(axes[row, -1], landmarks[label][index], side, side, size=45)
+        if notes and label in notes:
+            axes[row, -1].text(1.08, 0.5, notes[label], transform=axes[row, -1].transAxes, ha="left", va="center",
+                               fontsize=9)
     axes[0, -1].set_title("landmarks", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def landmark_rows_figure(images, rows: dict, panel_inches: float = 1.25, size: float = 55):
+    """The same images under several models: one row per model (label -> (N, K, 2) landmarks), one column per image.
+
+    Landmarks are drawn outlined (:func:`draw_outlined_landmarks`), landmark
+    k in the same colour in every row, so rows can be compared point by
+    point, as in the paper's ablation figures.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = list(rows)
+    count = len(images)
+    for label in labels:
+        if len(rows[label]) != count:
+            raise ValueError(f"row {label!r} has landmarks for {len(rows[label])} images, expected {count}")
+    figure, axes = plt.subplots(len(labels), count, squeeze=False,
+                                figsize=(panel_inches * count + 1.2, panel_inches * len(labels)))
+    for row, label in enumerate(labels):
+        for column in range(count):
+            ax = axes[row, column]
+            show_landmarks(images[column], np.zeros((0, 2)), ax=ax)
+            height, width = _to_numpy_image(images[column]).shape[:2]
+            draw_outlined_landmarks(ax, rows[label][column], width, height, size=size)
+        axes[row, 0].text(-0.08, 0.5, label, transform=axes[row, 0].transAxes, ha="right", va="center", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def seed_bar_figure(summaries: dict, measurements: dict[str, str], titles: dict[str, str] | None = None,
+                    colours=None, panel_inches: tuple[float, float] = (3.3, 3.0)):
+    """Runs repeated over seeds: per measurement, the mean as a bar, +-1 std as an error bar, each seed a dot.
+
+    Args:
+        summaries: label -> :func:`lmdis.evaluate.seeds.seed_summary` of that run's seeds.
+        measurements: key -> the y-axis label, with its unit; one panel each.
+        titles: key -> panel title (default: none).
+        colours: one bar colour per label (default: grey).
+    Returns:
+        the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = list(summaries)
+    colours = list(colours) if colours is not None else ["0.6"] * len(labels)
+    width, height = panel_inches
+    figure, axes = plt.subplots(1, len(measurements), figsize=(width * len(measurements), height), squeeze=False)
+    positions = np.arange(len(labels))
+    for ax, (key, axis_label) in zip(axes[0], measurements.items()):
+        means = [summaries[label][key]["mean"] for label in labels]
+        spreads = [summaries[label][key]["std"] for label in labels]
+        ax.bar(positions, means, yerr=spreads, color=colours, capsize=4, error_kw={"linewidth": 1.5})
+        for position, label in zip(positions, labels):
+            values = summaries[label][key]["values"]
+            offsets = np.linspace(-0.18, 0.18, len(values)) if len(values) > 1 else [0.0]
+            ax.scatter(position + np.asarray(offsets), values, s=16, color="black", zorder=3)
+        ax.set_xticks(positions, labels, rotation=40, ha="right")
+        ax.set_ylabel(axis_label)
+        if titles and key in titles:
+            ax.set_title(titles[key], fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def training_curves_figure(steps, curves: dict[str, dict], ylabels: dict[str, str], log_scale=(),
+                           panel_inches: tuple[float, float] = (4.8, 3.2)):
+    """Measurements recorded during training: one panel per measurement, one line per run, against the step.
+
+    Args:
+        steps: the recorded steps.
+        curves: panel title -> {run label -> one value per step}.
+        ylabels: panel title -> y-axis label with its unit.
+        log_scale: titles of the panels drawn with a logarithmic y axis.
+    Returns:
+        the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    width, height = panel_inches
+    figure, axes = plt.subplots(1, len(curves), figsize=(width * len(curves), height), squeeze=False)
+    for ax, (title, runs) in zip(axes[0], curves.items()):
+        for label, values in runs.items():
+            if len(values) != len(steps):
+                raise ValueError(f"{title!r}: {label!r} has {len(values)} values for {len(steps)} steps")
+            ax.plot(steps, values, marker="o", markersize=3, label=label)
+        ax.set(xlabel="training step", ylabel=ylabels[title], title=title)
+        if title in log_scale:
+            ax.set_yscale("log")
+        ax.legend(fontsize=8)
     figure.tight_layout()
     return figure
 
