@@ -219,6 +219,19 @@ class LandmarkDecoder(nn.Module):
             landmarks: (B, K, 2) in the image frame.
             descriptors: (B, K+1, C) for a decoder with descriptors, else None.
         """
+        return torch.cat(self.decoder_input_parts(landmarks, descriptors), dim=1)
+
+    def decoder_input_parts(self, landmarks: torch.Tensor, descriptors: torch.Tensor | None) -> list[torch.Tensor]:
+        """The parts of :meth:`decoder_input` before concatenation, in its order.
+
+        Per sigma_dec: D~ (B, K+1, S, S) of Eq. (11)-(12), then, with
+        descriptors, F~ (B, S', S, S) of Eq. (13).
+
+        >>> config = ModelConfig(num_landmarks=3, channels=1, image_size=16, decoder=HourglassConfig([4, 8]),
+        ...                      use_descriptors=False, sigma_dec=(0.1, 0.2))
+        >>> [part.shape for part in LandmarkDecoder(config).decoder_input_parts(torch.rand(2, 3, 2), None)]
+        [torch.Size([2, 4, 16, 16]), torch.Size([2, 4, 16, 16])]
+        """
         size = self.config.image_size
         sizes = check_shape(landmarks, "B, K, 2", "landmarks", "LandmarkDecoder", K=self.config.num_landmarks)
         if self.config.use_descriptors:
@@ -235,7 +248,7 @@ class LandmarkDecoder(nn.Module):
             parts.append(maps)
             if self.config.use_descriptors:
                 parts.append(torch.einsum("bkhw,bks->bshw", maps, codes))      # F~, (B, S', S, S)
-        return torch.cat(parts, dim=1)
+        return parts
 
     def forward(self, landmarks: torch.Tensor, descriptors: torch.Tensor | None = None) -> torch.Tensor:
         """landmarks (B, K, 2) in the image frame -> images (B, C, S, S)."""
@@ -309,3 +322,129 @@ class LandmarkAutoencoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         encoding = self.encode(images)
         return self.decode(encoding.landmarks, encoding.descriptors)
+
+
+# --------------------------------------------------------------------------- the shapes of Figure 1
+
+
+class HourglassShapes(NamedTuple):
+    """The tensors of one :class:`~lmdis.networks.Hourglass` forward pass, level by level (Figure 40).
+
+    Level i works at 1 / 2^i of the input side; ``len(encoder) - 1`` poolings.
+
+    input, output: (B, C_in, H, W) and (B, C_out, H, W) (after the 1x1 head).
+    encoder: level i on the way down, (B, widths[i], H / 2^i, W / 2^i); level 0 is the stem.
+    bottom: the lowest level after its own convolutions.
+    skips: the skip branch of level i < L (added to the up-path), as encoder[i].
+    decoder: level i < L on the way up, before its skip is added, as encoder[i].
+    skip_depth, convs_per_level: 3x3 convolutions per skip branch and per level.
+    """
+
+    input: tuple[int, ...]
+    encoder: tuple[tuple[int, ...], ...]
+    bottom: tuple[int, ...]
+    skips: tuple[tuple[int, ...], ...]
+    decoder: tuple[tuple[int, ...], ...]
+    output: tuple[int, ...]
+    skip_depth: int
+    convs_per_level: int
+
+
+class PipelineShapes(NamedTuple):
+    """The shape of every tensor of Figure 1 in one forward pass, and of the hourglasses' levels.
+
+    tensors: name -> shape, in the order of the forward pass: ``image`` I (B, C, S, S), ``padded``
+        (B, C, P, P) (Table 6), ``raw_scores`` R (Eq. 1) and ``maps`` D (Eq. 2), (B, K+1, P, P),
+        ``landmarks`` and ``variances`` (Eq. 3-4), (B, K, 2) in the padded frame, ``features`` F (Eq. 9),
+        ``masks`` (Eq. 6, 10), ``descriptors`` f (Eq. 10), (B, K+1, C), ``heatmaps`` D~ (Eq. 11-12) and
+        ``unpooled`` F~ (Eq. 13), each ONE sigma_dec's part (there are M of each), ``decoder_input``
+        (Eq. 14) and ``reconstruction`` I~ (B, C, S, S). Without descriptors (Appendix B) features,
+        masks, descriptors and unpooled are absent.
+    hourglasses: ``detector`` (hourglass_l), ``descriptor`` (hourglass_f, with descriptors) and
+        ``decoder`` (hourglass_d) -> :class:`HourglassShapes`.
+    config: the :class:`ModelConfig` they come from.
+    """
+
+    tensors: dict[str, tuple[int, ...]]
+    hourglasses: dict[str, HourglassShapes]
+    config: ModelConfig
+
+
+def _hourglass_hooks(network: Hourglass, record: dict) -> list:
+    """Forward hooks that write the shapes of ``network``'s levels into ``record``; returns their handles."""
+    def keep(key, index=0):
+        def hook(module, inputs, output):
+            record[key, index] = tuple(output.shape)
+        return hook
+
+    def keep_input(module, inputs):
+        record["input", 0] = tuple(inputs[0].shape)
+
+    handles = [network.register_forward_pre_hook(keep_input), network.stem.register_forward_hook(keep("encoder")),
+               network.bottom.register_forward_hook(keep("bottom")), network.head.register_forward_hook(keep("output"))]
+    for level in range(network.levels):
+        handles += [network.down[level].register_forward_hook(keep("encoder", level + 1)),
+                    network.skips[level].register_forward_hook(keep("skips", level)),
+                    network.up[level].register_forward_hook(keep("decoder", level))]
+    return handles
+
+
+def _hourglass_shapes(network: Hourglass, record: dict) -> HourglassShapes:
+    def levels(key, count):
+        return tuple(record[key, level] for level in range(count))
+
+    return HourglassShapes(record["input", 0], levels("encoder", network.levels + 1), record["bottom", 0],
+                           levels("skips", network.levels), levels("decoder", network.levels), record["output", 0],
+                           len(network.skips[0]) if network.levels else 0, len(network.stem))
+
+
+def pipeline_shapes(config: ModelConfig, batch_size: int = 2) -> PipelineShapes:
+    """Build the model of ``config`` and read every shape of Figure 1 off one forward pass.
+
+    The model runs (eval mode, no gradients) on a batch of zero images;
+    forward hooks on the three hourglasses record their levels, so the
+    shapes are those the code produces, not a second account of them.
+    :func:`lmdis.plotting.pipeline_figure` and ``hourglass_figure`` draw them.
+
+    >>> small = HourglassConfig([4, 8], skip_depth=1)
+    >>> shapes = pipeline_shapes(ModelConfig(num_landmarks=3, channels=1, image_size=16, padded_size=24,
+    ...                                      detector=small, descriptor=small, decoder=small, feature_channels=4,
+    ...                                      decoder_feature_channels=4, descriptor_dim=2, sigma_dec=(0.2,)))
+    >>> shapes.tensors["maps"], shapes.tensors["descriptors"], shapes.tensors["decoder_input"]
+    ((2, 4, 24, 24), (2, 4, 2), (2, 8, 16, 16))
+    >>> [level[2] for level in shapes.hourglasses["detector"].encoder]     # sides: one pooling
+    [24, 12]
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"pipeline_shapes: batch_size must be a positive integer, got {batch_size!r}")
+    model = LandmarkAutoencoder(config).eval()
+    networks = {"detector": model.detector.network, "decoder": model.decoder.network}
+    if model.descriptor is not None:
+        networks["descriptor"] = model.descriptor.network
+    records = {name: {} for name in networks}
+    handles = [handle for name, network in networks.items() for handle in _hourglass_hooks(network, records[name])]
+    images = torch.zeros(batch_size, config.channels, config.image_size, config.image_size)
+    try:
+        with torch.no_grad():
+            encoding = model.encode(images)
+            parts = model.decoder.decoder_input_parts(encoding.landmarks, encoding.descriptors)
+            reconstruction = model.decode(encoding.landmarks, encoding.descriptors)
+    finally:
+        for handle in handles:
+            handle.remove()
+    detection = encoding.detection
+    tensors = {"image": tuple(images.shape), "padded": records["detector"]["input", 0],
+               "raw_scores": records["detector"]["output", 0], "maps": tuple(detection.maps.shape),
+               "landmarks": tuple(detection.landmarks.shape), "variances": tuple(detection.variances.shape)}
+    if model.descriptor is not None:
+        tensors["features"] = records["descriptor"]["output", 0]
+        tensors["masks"] = tuple(pooling_masks(detection, config.pooling).shape)
+        tensors["descriptors"] = tuple(encoding.descriptors.shape)
+    tensors["heatmaps"] = tuple(parts[0].shape)
+    if model.descriptor is not None:
+        tensors["unpooled"] = tuple(parts[1].shape)
+    tensors["decoder_input"] = records["decoder"]["input", 0]
+    tensors["reconstruction"] = tuple(reconstruction.shape)
+    order = ("detector", "descriptor", "decoder")
+    hourglasses = {name: _hourglass_shapes(networks[name], records[name]) for name in order if name in networks}
+    return PipelineShapes(tensors, hourglasses, config)
