@@ -6,8 +6,9 @@ made by :func:`preset`; the paper's per-dataset hyper-parameters (Table 7)
 are one table below, the CPU presets are documented where they are defined.
 Changes to a config are functions of it that return a new one: settings
 from text (:func:`parse_override`, :meth:`Config.with_overrides`,
-:func:`build_config`), a shorter schedule (:func:`shortened`) and the
-paper's ablations (:func:`ablation`, :func:`ablation_configs`).
+:func:`build_config`), a shorter schedule (:func:`shortened`), the
+paper's ablations (:func:`ablation`, :func:`ablation_configs`) and their
+repetition under other seeds (:func:`with_seed`).
 """
 from __future__ import annotations
 
@@ -601,6 +602,21 @@ def ablation_configs(config: Config, without=("conc", "sep", "eqv"), tps_ratios=
         if abs(variant.train.landmark_tps_ratio - config.train.landmark_tps_ratio) > 1e-9:
             runs[f"TPS {grid:g}:{landmark:g}"] = variant
     return runs
+
+
+def with_seed(config: Config, seed: int) -> Config:
+    """A copy of ``config`` that differs only in ``train.seed``, named ``<name>-seed<seed>``.
+
+    The seed sets the initial weights, the order of the batches and every
+    random warp (Eq. 8), so repeating a run of Table 1c or Table 5 under
+    several seeds measures how far its numbers move by chance alone.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    copy = Config.from_dict(config.to_dict())
+    copy.train.seed = int(seed)
+    copy.name += f"-seed{int(seed)}"
+    return copy
 
 
 def _ratio_label(grid: float, landmark: float) -> str:

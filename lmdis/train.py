@@ -7,7 +7,9 @@ atomically, resumes exactly (model, optimiser, step, data order and every
 random generator), recomputes batch-norm statistics before each save, and
 calls user callbacks (notebooks attach plots there). :func:`train_or_load`
 caches finished runs in folders named after their config, so notebooks reuse
-each other's models. Checkpoint files themselves are :mod:`lmdis.checkpoint`.
+each other's models; :func:`train_or_load_all` trains several such runs (the
+seeds of an ablation) side by side in worker processes. Checkpoint files
+themselves are :mod:`lmdis.checkpoint`.
 
 Devices: CUDA when present (``device="auto"``), optional AMP and
 channels_last, DataLoader workers, and several processes through
@@ -584,3 +586,44 @@ def train_or_load(config: Config, dataset: Dataset, tag: str, root: str | Path =
         trainer.fit()
     trainer.model.eval()
     return trainer
+
+
+def _train_in_worker(job: tuple) -> str:
+    """One :func:`train_or_load` run in a worker process of one thread; returns its last log line."""
+    config, dataset, tag, root, device = job
+    torch.set_num_threads(1)
+    lines: list[str] = []
+    train_or_load(config, dataset, tag, root, device=device, log=lines.append)
+    return f"{config.name}: {lines[-1] if lines else 'trained'}"
+
+
+def train_or_load_all(configs, dataset: Dataset, tag: str, root: str | Path = DEFAULT_RUNS_ROOT,
+                      device: str = "auto", workers: int = 1, log: Callable[[str], None] = log_line) -> list[Trainer]:
+    """:func:`train_or_load` for each of ``configs``, the runs not yet on disk trained in ``workers`` processes.
+
+    With ``workers`` > 1 every run without a checkpoint trains in a pool of
+    that many spawned processes, one thread each, and logs its last line
+    here when it ends; then every run is loaded (or, unfinished, resumed
+    here) by :func:`train_or_load`. A run's folder and checkpoint are the
+    same whichever process trained it.
+
+    Args:
+        configs: the runs, e.g. one config per seed (:func:`lmdis.config.with_seed`).
+        dataset: must pickle (it is sent to the workers).
+        workers: processes; 1 trains every run here, one after the other.
+    Returns:
+        one :class:`Trainer` per config, in order, models in eval mode.
+    """
+    configs = list(configs)
+    if workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
+    missing = [config for config in configs if not (run_directory(config, tag, root) / "checkpoint.pt").exists()]
+    if workers > 1 and len(missing) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        jobs = [(config, dataset, tag, str(root), device) for config in missing]
+        with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            for line in pool.map(_train_in_worker, jobs):
+                log(line)
+    return [train_or_load(config, dataset, tag, root, device=device, log=log) for config in configs]

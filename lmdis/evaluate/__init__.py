@@ -11,17 +11,22 @@
   picture;
 - :mod:`~lmdis.evaluate.diagnostics`: measurements outside the paper
   (content and warp tracking, the similarity projection, nearest annotated
-  points, landmark metrics without annotations).
+  points, landmark metrics without annotations);
+- :mod:`~lmdis.evaluate.seeds`: runs repeated under several seeds, their
+  means and spreads, and which differences exceed the spread (Table 1c and
+  Table 5 repeated).
 
 Every public name is importable from here: ``from lmdis.evaluate import Benchmark``.
 """
-from lmdis.evaluate import attributes, benchmark, diagnostics, regression
+from lmdis.evaluate import attributes, benchmark, diagnostics, regression, seeds
 from lmdis.evaluate.attributes import (PAPER_ATTRIBUTES, SVM_C_GRID, attribute_accuracy, class_accuracy,
                                        fit_linear_svm, landmark_features)
 from lmdis.evaluate.benchmark import MIN_AGGREGATE_IMAGES, Benchmark, Discovered, detect_all
 from lmdis.evaluate.diagnostics import (content_tracking_gain, equivariance_error, landmark_metrics,
-                                        nearest_annotated_points, nearest_neighbour_distance, per_axis_variance,
-                                        similarity_projection, warp_tracking)
+                                        mean_pairwise_distance, metrics_in_pixels, nearest_annotated_points,
+                                        nearest_neighbour_distance, per_axis_variance, similarity_projection,
+                                        warp_tracking)
+from lmdis.evaluate.seeds import compare_to_reference, seed_summary
 from lmdis.evaluate.regression import (FEW_SHOT_SIZES, FIVE_POINT_TEMPLATE, FRONTAL_FRACTION, RegressorFit,
                                        SyntheticCase, synthetic_case, apply_regressor,
                                        assigned_annotations, few_shot_curve, fit_flip_aware_regressor,
@@ -29,4 +34,5 @@ from lmdis.evaluate.regression import (FEW_SHOT_SIZES, FIVE_POINT_TEMPLATE, FRON
                                        mean_shape_report, normalised_errors, point_errors, protocol_options,
                                        reference_lengths, regression_report, select_points, swap_left_right)
 
-__all__ = [*regression.__all__, *attributes.__all__, *benchmark.__all__, *diagnostics.__all__]
+__all__ = [*regression.__all__, *attributes.__all__, *benchmark.__all__, *diagnostics.__all__,
+           *seeds.__all__]

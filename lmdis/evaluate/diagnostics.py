@@ -22,7 +22,8 @@ import torch
 from lmdis.tps import TransformConfig, apply_transform, sample_random_transform, warp_images
 
 __all__ = ["similarity_projection", "content_tracking_gain", "warp_tracking", "nearest_annotated_points",
-           "per_axis_variance", "nearest_neighbour_distance", "equivariance_error", "landmark_metrics"]
+           "per_axis_variance", "nearest_neighbour_distance", "mean_pairwise_distance", "equivariance_error",
+           "landmark_metrics", "metrics_in_pixels"]
 
 
 def similarity_projection(points: np.ndarray, template: np.ndarray) -> np.ndarray:
@@ -180,6 +181,24 @@ def nearest_neighbour_distance(landmarks: torch.Tensor) -> float:
     return float(distances.min(dim=2).values.mean())
 
 
+def mean_pairwise_distance(landmarks: torch.Tensor) -> float:
+    """Mean over images and over the K (K - 1) / 2 pairs k < k' of ||x_k - x_k'||: the spread of the landmarks.
+
+    Zero when every landmark of an image sits at one place, the degenerate
+    solution the separation loss (Eq. 7) exists to prevent (Appendix F.2,
+    Figure 39). :func:`nearest_neighbour_distance` is small as soon as two
+    landmarks share a place; this is small only when they all do.
+
+    Args:
+        landmarks: (B, K, 2) normalised (x, y), K >= 2.
+    """
+    if landmarks.dim() != 3 or landmarks.shape[1] < 2 or landmarks.shape[2] != 2:
+        raise ValueError(f"landmarks must be (B, K, 2) with K >= 2, got {tuple(landmarks.shape)}")
+    count = landmarks.shape[1]
+    first, second = torch.triu_indices(count, count, offset=1)                          # the pairs k < k'
+    return float((landmarks[:, first] - landmarks[:, second]).norm(dim=-1).mean())
+
+
 def equivariance_error(mapped_warped_landmarks: torch.Tensor, landmarks: torch.Tensor) -> float:
     """Mean distance ||g(x'_k, y'_k) - (x_k, y_k)|| over images and landmarks (Eq. 8, not squared).
 
@@ -203,9 +222,10 @@ def landmark_metrics(model, images: torch.Tensor, transform: TransformConfig | N
         images: (N, C, S, S) in [0, 1].
         transform: the random transform (default: the paper's, Appendix G.3).
     Returns:
-        ``variance`` (per axis), ``nearest_neighbour``, ``equivariance``
-        (padded frame, fraction of its side) and ``reconstruction`` (mean
-        squared error per pixel).
+        ``variance`` (per axis), ``nearest_neighbour``, ``pairwise``
+        (:func:`mean_pairwise_distance`), ``equivariance`` (padded frame,
+        fraction of its side) and ``reconstruction`` (mean squared error per
+        pixel, intensities in [0, 1]).
     """
     model = model.eval()
     device = next(model.parameters()).device
@@ -227,6 +247,31 @@ def landmark_metrics(model, images: torch.Tensor, transform: TransformConfig | N
     return {
         "variance": per_axis_variance(torch.cat(variances)),
         "nearest_neighbour": nearest_neighbour_distance(landmarks),
+        "pairwise": mean_pairwise_distance(landmarks),
         "equivariance": equivariance_error(torch.cat(mapped), landmarks),
         "reconstruction": float(torch.cat(squared_errors).mean()),
     }
+
+
+PIXEL_UNITS = {"spread": "px", "nearest_neighbour": "px", "pairwise": "px", "equivariance": "px",
+               "reconstruction": "squared intensity"}
+
+
+def metrics_in_pixels(metrics: dict[str, float], side: int) -> dict[str, float]:
+    """:func:`landmark_metrics` in pixels of a frame ``side`` pixels wide (the padded frame they are measured in).
+
+    Distances (``nearest_neighbour``, ``pairwise``, ``equivariance``) are
+    multiplied by ``side``; ``variance`` (a fraction of the side, squared)
+    becomes ``spread``, its square root in pixels: the standard deviation of
+    a confidence map along one axis (what Eq. 5 shrinks). ``reconstruction``
+    stays a mean squared error per pixel of intensities in [0, 1]. The
+    units are :data:`PIXEL_UNITS`.
+    """
+    if side < 1:
+        raise ValueError(f"side must be a positive number of pixels, got {side}")
+    converted = {"spread": float(np.sqrt(metrics["variance"])) * side}
+    for key in ("nearest_neighbour", "pairwise", "equivariance"):
+        if key in metrics:
+            converted[key] = metrics[key] * side
+    converted["reconstruction"] = metrics["reconstruction"]
+    return converted
