@@ -412,3 +412,325 @@ def aggregate_figure(mean_image, landmark_mean, landmark_cov, annotated_mean=Non
     if title:
         ax.set_title(title, fontsize=9)
     return ax.figure
+
+
+def few_shot_figure(curve, floor: float | None = None, num_landmarks: int | None = None, title: str | None = None,
+                    reference: float | None = None, reference_label: str = "reference", ax=None):
+    """Appendix F.1 / Figure 38: test error against the number of labelled images.
+
+    ``curve``: the dicts of :func:`lmdis.evaluate.few_shot_curve` (``n``,
+    ``mean``, ``std``, ``min``, ``max`` in %). Bands: mean +- std and
+    min-max over the draws; shaded: n < 2K, where the least-squares system
+    is underdetermined (``num_landmarks`` = K); dashed lines: the mean-shape
+    ``floor`` and an optional ``reference`` error.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 3.4))
+    sizes = np.array([point["n"] for point in curve])
+    mean = np.array([point["mean"] for point in curve])
+    std = np.array([point["std"] for point in curve])
+    ax.fill_between(sizes, [p["min"] for p in curve], [p["max"] for p in curve], color="tab:blue", alpha=0.15,
+                    label="min-max over draws")
+    ax.fill_between(sizes, mean - std, mean + std, color="tab:blue", alpha=0.3, label="mean ± std")
+    ax.plot(sizes, mean, "o-", color="tab:blue", label="mean test error")
+    if num_landmarks is not None:
+        ax.axvspan(sizes[0] * 0.8, 2 * num_landmarks, color="0.9", zorder=0, label="n < 2K (underdetermined)")
+    top = float(np.nanmax(mean)) * 1.2
+    if floor is not None:
+        ax.axhline(floor, color="tab:red", linestyle="--", label=f"mean training shape ({floor:.1f} %)")
+        top = min(max(top, 1.2 * floor), 3 * floor)
+    if reference is not None:
+        ax.axhline(reference, color="tab:green", linestyle=":", linewidth=2, label=f"{reference_label} ({reference:.1f} %)")
+    ax.set(xscale="log", xlabel="labelled training images n", ylabel="test error (% inter-ocular)", ylim=(0, top))
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+# --------------------------------------------------------------------------- Figure 1: the model with its shapes
+
+_PIPELINE_COLOURS = {"data": "#e6e6e6", "network": "#cfe0f5", "tensor": "#fdf1c7", "loss": "#b03020"}
+
+
+def _shape_text(shape) -> str:
+    """(2, 11, 48, 48) -> '(B, 11, 48, 48)': the batch axis as B."""
+    return "(" + ", ".join(["B", *map(str, shape[1:])]) + ")"
+
+
+def _box(ax, centre, text, kind, width=2.6, height=1.3, fontsize=9):
+    """A rounded box with centred ``text``; returns its centre and size for :func:`_connect`."""
+    from matplotlib.patches import FancyBboxPatch
+
+    x, y = centre
+    ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height,
+                                boxstyle="round,pad=0.02,rounding_size=0.15", facecolor=_PIPELINE_COLOURS[kind],
+                                edgecolor="0.35", linewidth=1))
+    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, linespacing=1.3)
+    return {"x": x, "y": y, "w": width, "h": height}
+
+
+def _edge(box, towards):
+    """Where the line from ``box``'s centre to the point ``towards`` leaves the box."""
+    dx, dy = towards[0] - box["x"], towards[1] - box["y"]
+    scale = min(box["w"] / 2 / abs(dx) if dx else float("inf"), box["h"] / 2 / abs(dy) if dy else float("inf"))
+    return box["x"] + dx * scale, box["y"] + dy * scale
+
+
+def _connect(ax, start, end, label=None, colour="0.25", label_side="above", linestyle="-"):
+    """An arrow from box ``start`` to box ``end`` (edge to edge), with an optional label beside its middle."""
+    a, b = _edge(start, (end["x"], end["y"])), _edge(end, (start["x"], start["y"]))
+    ax.annotate("", xy=b, xytext=a, arrowprops=dict(arrowstyle="-|>", color=colour, lw=1.4, shrinkA=1, shrinkB=1,
+                                                   linestyle=linestyle))
+    if label:
+        middle = ((a[0] + b[0]) / 2, (a[1] + b[1]) / 2)
+        if label_side == "above":
+            ax.text(middle[0], middle[1] + 0.12, label, ha="center", va="bottom", fontsize=8, color=colour)
+        else:
+            ax.text(middle[0] + 0.3, middle[1], label, ha="left", va="center", fontsize=8, color=colour)
+
+
+def _levels_text(hourglass) -> str:
+    """'widths 32-48-48-48' and 'sides 48-24-12-6' of an :class:`lmdis.model.HourglassShapes`."""
+    widths = "-".join(str(level[1]) for level in hourglass.encoder)
+    sides = "-".join(str(level[2]) for level in hourglass.encoder)
+    return f"widths {widths}\nsides {sides}"
+
+
+def pipeline_figure(shapes, ax=None):
+    """Figure 1 of the paper, drawn with the tensor shapes of one model.
+
+    Top row: the detector from the image to the landmarks (Eq. 1-4) and the
+    decoder's heatmaps (Eq. 11-12); middle row (models with descriptors,
+    Sec. 3.3): the descriptor hourglass, the pooling with the masks of Eq. (6)
+    and the descriptors (Eq. 9-10), soft unpooling (Eq. 13); bottom row,
+    right to left: the decoder hourglass and the reconstruction (Eq. 14).
+    The loss terms of Eq. (15) are written in red where they act. Hourglass
+    boxes give the width and side of each level (:func:`hourglass_figure`
+    draws the levels).
+
+    Args:
+        shapes: a :class:`lmdis.model.PipelineShapes` from
+            ``lmdis.model.pipeline_shapes(config)``: every shape drawn is read
+            off a forward pass of the model; the batch axis is written B.
+        ax: an axes to draw on (default: a new 13 x 5.3 inch figure).
+    Returns:
+        the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    tensors, hourglasses, config = shapes.tensors, shapes.hourglasses, shapes.config
+    if ax is None:
+        figure, ax = plt.subplots(figsize=(13, 5.3))
+        figure.subplots_adjust(left=0, right=1, bottom=0, top=1)
+    top, middle, bottom = 6.3, 3.8, 1.2
+    column = (1.5, 4.4, 7.3, 10.2, 13.1, 16.0)
+    sigmas = len(config.sigma_dec)
+    image = _box(ax, (column[0], top), f"image I\n{_shape_text(tensors['image'])}", "data")
+    frame = "edge-padded (Table 6)" if tensors["padded"] != tensors["image"] else "not padded (P = S)"
+    padded = _box(ax, (column[1], top), f"{frame}\n{_shape_text(tensors['padded'])}", "data")
+    detector = _box(ax, (column[2], top), f"detector hourglass$_l$\n{_levels_text(hourglasses['detector'])}",
+                    "network")
+    maps = _box(ax, (column[3], top), f"maps D = softmax(R)\nEq. (1)-(2)\n{_shape_text(tensors['maps'])}", "tensor")
+    landmarks = _box(ax, (column[4], top), f"landmarks, Eq. (3)-(4)\n{_shape_text(tensors['landmarks'])}\n"
+                     f"+ variances {_shape_text(tensors['variances'])}", "tensor")
+    heatmaps = _box(ax, (column[5], top), f"heatmaps $\\tilde{{D}}$\nEq. (11)-(12)\n"
+                    f"{sigmas} x {_shape_text(tensors['heatmaps'])}\n"
+                    f"$\\sigma_{{dec}}$ = {', '.join(f'{sigma:g}' for sigma in config.sigma_dec)}", "tensor")
+    for start, end in ((image, padded), (padded, detector), (detector, maps), (maps, landmarks),
+                       (landmarks, heatmaps)):
+        _connect(ax, start, end)
+    feeding = heatmaps
+    if "descriptors" in tensors:
+        descriptor = _box(ax, (column[2], middle), f"descriptor hourglass$_f$\n"
+                          f"{_levels_text(hourglasses['descriptor'])}", "network")
+        features = _box(ax, (column[3], middle), f"features F, Eq. (9)\n{_shape_text(tensors['features'])}",
+                        "tensor")
+        pooled = _box(ax, (column[4], middle), f"descriptors f, Eq. (10)\n{_shape_text(tensors['descriptors'])}",
+                      "tensor")
+        feeding = _box(ax, (column[5], middle), f"unpooled $\\tilde{{F}}$, Eq. (13)\n"
+                       f"{sigmas} x {_shape_text(tensors['unpooled'])}", "tensor")
+        for start, end in ((padded, descriptor), (descriptor, features), (features, pooled), (pooled, feeding),
+                           (heatmaps, feeding)):
+            _connect(ax, start, end)
+        _connect(ax, maps, pooled, label=f"masks, Eq. (6)\n{_shape_text(tensors['masks'])}", label_side="right")
+    decoder_input = _box(ax, (column[5], bottom), f"decoder input, Eq. (14)\n"
+                         f"{_shape_text(tensors['decoder_input'])}", "tensor")
+    decoder = _box(ax, (column[3], bottom), f"decoder hourglass$_d$\n{_levels_text(hourglasses['decoder'])}",
+                   "network")
+    reconstruction = _box(ax, (column[0], bottom), f"reconstruction $\\tilde{{I}}$\n"
+                          f"{_shape_text(tensors['reconstruction'])}", "data")
+    _connect(ax, feeding, decoder_input, label="concatenate", label_side="right")
+    _connect(ax, decoder_input, decoder)
+    _connect(ax, decoder, reconstruction, label="sigmoid")
+    red = _PIPELINE_COLOURS["loss"]
+    ax.text(column[3], top + 0.8, "$L_{conc}$, Eq. (5)", ha="center", va="bottom", color=red, fontsize=10)
+    ax.text(column[4], top + 0.8, "$L_{sep}$, Eq. (7); $L_{eqv}$, Eq. (8)", ha="center", va="bottom", color=red,
+            fontsize=10)
+    ax.annotate("", xy=(column[0], bottom + 0.7), xytext=(column[0], top - 0.7),
+                arrowprops=dict(arrowstyle="<|-|>", color=red, lw=1.4, linestyle="--"))
+    ax.text(column[0] + 0.15, (top + bottom) / 2, "$L_{recon}$, Eq. (17)", ha="left", va="center", color=red,
+            fontsize=10)
+    ax.set_xlim(0, 17.5)
+    ax.set_ylim(0.3, 7.6)
+    ax.axis("off")
+    return ax.figure
+
+
+
+def hourglass_figure(hourglass, title: str | None = None, ax=None):
+    """The levels of one hourglass (Appendix G.2, Figure 40): widths, sides and skips.
+
+    Left column, top to bottom: the encoder, one level per pooling (max-pool
+    2x2, then 3x3 convolutions); the bottom level in the middle; right
+    column, bottom to top: the decoder (nearest x2, then 3x3 convolutions),
+    each level adding its skip branch (dashed). Each box gives its channels
+    and side; a box's width grows with its channels.
+
+    Args:
+        hourglass: a :class:`lmdis.model.HourglassShapes` (one entry of
+            ``lmdis.model.pipeline_shapes(config).hourglasses``).
+        title: written above the drawing.
+        ax: an axes to draw on (default: a new figure sized to the levels).
+    Returns:
+        the figure.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    levels = len(hourglass.encoder) - 1
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.4, 1.5 + 0.75 * (levels + 1)))
+    widest = max(level[1] for level in (*hourglass.encoder, hourglass.bottom))
+    left, centre, right = 1.5, 5.0, 8.5
+
+    def block(x, y, shape):
+        width = 2.1 + 0.8 * shape[1] / widest
+        ax.add_patch(FancyBboxPatch((x - width / 2, y - 0.3), width, 0.6, boxstyle="round,pad=0.02,rounding_size=0.1",
+                                    facecolor=_PIPELINE_COLOURS["network"], edgecolor="0.35"))
+        ax.text(x, y, f"{shape[1]} ch, {shape[2]}x{shape[3]}", ha="center", va="center", fontsize=8.5)
+        return {"x": x, "y": y, "w": width, "h": 0.6}
+
+    encoder = [block(left, -level, shape) for level, shape in enumerate(hourglass.encoder)]
+    decoder = [block(right, -level, shape) for level, shape in enumerate(hourglass.decoder)]
+    bottom = block(centre, -levels, hourglass.bottom) if levels else None
+    for level in range(levels):
+        _connect(ax, encoder[level], encoder[level + 1])
+        _connect(ax, decoder[level + 1] if level + 1 < levels else bottom, decoder[level])
+        _connect(ax, encoder[level], decoder[level], colour="0.45", linestyle="--")
+        ax.text(centre, -level + 0.06, f"skip: {hourglass.skip_depth} {'conv' if hourglass.skip_depth == 1 else 'convs'}, added", ha="center", va="bottom",
+                fontsize=8, color="0.35")
+    if levels:
+        _connect(ax, encoder[-1], bottom)
+    out = decoder[0] if levels else encoder[0]
+    ax.text(left, 0.75, f"in {_shape_text(hourglass.input)}", ha="center", va="bottom", fontsize=8.5)
+    ax.text(out["x"], 0.75, f"out {_shape_text(hourglass.output)}", ha="center", va="bottom", fontsize=8.5)
+    ax.annotate("", xy=(left, 0.32), xytext=(left, 0.72), arrowprops=dict(arrowstyle="-|>", color="0.25", lw=1.4))
+    ax.annotate("", xy=(out["x"], 0.72), xytext=(out["x"], 0.32), arrowprops=dict(arrowstyle="-|>", color="0.25",
+                                                                                  lw=1.4))
+    conv = "conv" if hourglass.convs_per_level == 1 else "convs"
+    ax.text(centre, -levels - 0.55, f"down: max-pool 2x2, {hourglass.convs_per_level} {conv}; "
+            f"up: nearest x2, {hourglass.convs_per_level} {conv}\nconv: 3x3, batch norm, LeakyReLU(0.2); "
+            "out: 1x1 conv", ha="center", va="top", fontsize=8, color="0.35", linespacing=1.3)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.set_xlim(0, 10)
+    ax.set_ylim(-levels - 1.45, 1.25)
+    ax.axis("off")
+    return ax.figure
+
+
+def equivariance_figure(image, landmarks, warped, warped_landmarks, mapped, panel_inches: float = 1.9,
+                        size: float = 70):
+    """Eq. (8) seen on a detector: its landmarks on I, on warped copies I', and mapped back by g.
+
+    Top row: I with its landmarks x_k (crosses), then each warped copy
+    I'_n(p) = I(g_n(p)) with the landmarks x'_k found on it. Bottom row,
+    under each copy: I with x_k (crosses) and g_n(x'_k) (rings, same colour
+    per landmark); the title gives the mean distance between them in
+    pixels. For an equivariant detector the rings sit on the crosses.
+
+    Args:
+        image: (C, H, W) or (H, W[, C]); landmarks: (K, 2) on it.
+        warped: N images like ``image``; warped_landmarks, mapped: (N, K, 2).
+            All points normalised (x, y) in the frame of ``image``.
+        panel_inches, size: side of each panel, area of the markers (points^2).
+    Returns:
+        the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    def numpy(points):
+        return np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, np.float64)
+
+    landmarks, warped_landmarks, mapped = numpy(landmarks), numpy(warped_landmarks), numpy(mapped)
+    count = len(warped)
+    if not (len(warped_landmarks) == len(mapped) == count):
+        raise ValueError(f"equivariance_figure needs one entry per warped image: {count} images, "
+                         f"{len(warped_landmarks)} warped_landmarks, {len(mapped)} mapped")
+    height, width = _to_numpy_image(image).shape[:2]
+    colours = landmark_colours(len(landmarks))
+    figure, axes = plt.subplots(2, count + 1, figsize=(panel_inches * (count + 1), 2 * panel_inches + 0.4),
+                                squeeze=False)
+    show_landmarks(image, landmarks, ax=axes[0, 0], size=size)
+    axes[0, 0].set_title("I with x", fontsize=9)
+    axes[1, 0].axis("off")
+    axes[1, 0].text(0.5, 0.5, "below each I':\nx on I (crosses)\nand g(x') (rings)", ha="center", va="center",
+                    fontsize=9, transform=axes[1, 0].transAxes)
+    for n in range(count):
+        show_landmarks(warped[n], warped_landmarks[n], ax=axes[0, n + 1], size=size)
+        axes[0, n + 1].set_title(f"I' #{n} with x'", fontsize=9)
+        ax = axes[1, n + 1]
+        show_landmarks(image, landmarks, ax=ax, size=size)
+        ax.scatter(mapped[n, :, 0] * width, mapped[n, :, 1] * height, s=1.6 * size, facecolors="none",
+                   edgecolors=colours, linewidths=2)
+        distance = np.linalg.norm((mapped[n] - landmarks) * (width, height), axis=-1).mean()
+        ax.set_title(f"|g(x') - x| = {distance:.1f} px", fontsize=9)
+    figure.tight_layout()
+    return figure
+
+
+def gradient_arrows(image, landmarks, arrows, reference=None, ax=None, size: float = 45):
+    """Arrows from landmarks (Sec. 3.5 style gradient picture), legible over the image.
+
+    Landmarks are outlined dots (:func:`draw_outlined_landmarks`); each arrow starts
+    at its landmark, in the same colour with a dark outline, so it stands out
+    on light and dark pixels; optional ``reference`` points are crosses.
+
+    Args:
+        image: (C, H, W) or (H, W[, C]).
+        landmarks: (K, 2) normalised (x, y); arrows: (K, 2) displacements in
+            the same units (already scaled for display).
+        reference: optional (K, 2), e.g. where the detector put the points.
+        size: marker area in points^2.
+    Returns:
+        the figure.
+    """
+    import matplotlib.patheffects as effects
+    import matplotlib.pyplot as plt
+
+    def numpy(points):
+        return np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, np.float64)
+
+    landmarks, arrows = numpy(landmarks), numpy(arrows)
+    if landmarks.shape != arrows.shape or landmarks.ndim != 2 or landmarks.shape[1] != 2:
+        raise ValueError(f"landmarks and arrows must both be (K, 2), got {landmarks.shape} and {arrows.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(3, 3))
+    colours = landmark_colours(len(landmarks))
+    show_landmarks(image, np.zeros((0, 2)), ax=ax)
+    height, width = _to_numpy_image(image).shape[:2]
+    if reference is not None:
+        points = numpy(reference)
+        ax.scatter(points[:, 0] * width, points[:, 1] * height, c=colours, marker="x", s=size, linewidths=2,
+                   path_effects=[effects.withStroke(linewidth=3.5, foreground="black")], zorder=2)
+    outline = [effects.withStroke(linewidth=4, foreground="black")]
+    for start, step, colour in zip(landmarks * (width, height), arrows * (width, height), colours):
+        ax.annotate("", xy=start + step, xytext=start, zorder=2.5,
+                    arrowprops=dict(arrowstyle="-|>,head_length=0.5,head_width=0.3", color=colour, lw=2,
+                                    shrinkA=0, shrinkB=0, path_effects=outline))
+    draw_outlined_landmarks(ax, landmarks, width, height, size=size)
+    return ax.figure

@@ -111,3 +111,16 @@ def test_aggregate_figure_draws_one_ellipse_per_point():
     cov = np.tile(np.eye(2) * 1e-3, (4, 1, 1))
     figure = aggregate_figure(torch.rand(3, 16, 16), np.full((4, 2), 0.5), cov, np.full((2, 2), 0.4), cov[:2])
     assert sum(isinstance(patch, Ellipse) for patch in figure.axes[0].patches) == 6
+
+
+def test_few_shot_figure_draws_the_curve_the_floor_and_the_reference():
+    from lmdis.plotting import few_shot_figure
+
+    curve = [{"n": n, "mean": m, "std": 1.0, "min": m - 2, "max": m + 2} for n, m in [(1, 30.0), (10, 20.0), (100, 8.0)]]
+    figure = few_shot_figure(curve, floor=25.0, num_landmarks=10, reference=7.5, reference_label="expected")
+    ax = figure.axes[0]
+    line = ax.lines[0]
+    assert list(line.get_xdata()) == [1, 10, 100] and list(line.get_ydata()) == [30.0, 20.0, 8.0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "mean training shape (25.0 %)" in labels and "expected (7.5 %)" in labels
+    plt.close(figure)
