@@ -295,7 +295,8 @@ def seed_bar_figure(summaries: dict, measurements: dict[str, str], titles: dict[
         for position, label in zip(positions, labels):
             values = summaries[label][key]["values"]
             offsets = np.linspace(-0.18, 0.18, len(values)) if len(values) > 1 else [0.0]
-            ax.scatter(position + np.asarray(offsets), values, s=16, color="black", zorder=3)
+            ax.scatter(position + np.asarray(offsets), values, s=22, color="black", edgecolors="white",
+                       linewidths=0.8, zorder=3)
         ax.set_xticks(positions, labels, rotation=40, ha="right")
         ax.set_ylabel(axis_label)
         if titles and key in titles:
