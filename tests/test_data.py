@@ -636,3 +636,40 @@ def test_split_data_holds_out_every_tenth_image_of_the_chosen_digits():
     assert images.shape == (4, 1, 28, 28)
     with pytest.raises(ValueError, match="no image has a label"):
         split_data(config, digits=[11])
+
+
+# --------------------------------------------------------------------------- aligned face crops
+
+def _blob_centroid(channel: np.ndarray) -> np.ndarray:
+    """(u, v) intensity centroid of a non-negative image, pixel centres at integers."""
+    rows, cols = np.indices(channel.shape)
+    weight = channel / channel.sum()
+    return np.array([(cols * weight).sum(), (rows * weight).sum()])
+
+
+@pytest.mark.parametrize("angle_degrees", [0.0, 20.0])
+def test_aligned_face_crop_puts_the_eyes_on_the_template(angle_degrees):
+    from lmdis.data import MTFL_MEAN_EYES, aligned_face_crop
+
+    # A 400x300 "photograph" with a red blob on one eye and a green blob on the other.
+    angle = np.radians(angle_degrees)
+    centre, half = np.array([170.0, 140.0]), 40.0
+    offset = half * np.array([np.cos(angle), np.sin(angle)])
+    eyes = np.stack([centre - offset, centre + offset])
+    rows, cols = np.indices((300, 400))
+    image = np.zeros((300, 400, 3))
+    for channel, (u, v) in enumerate(eyes):
+        image[..., channel] = np.exp(-((cols - u) ** 2 + (rows - v) ** 2) / (2 * 6.0 ** 2))
+    crop = aligned_face_crop(image, eyes, size=64).numpy()
+    assert crop.shape == (3, 64, 64) and crop.dtype == np.float32
+    for channel, expected in enumerate(np.asarray(MTFL_MEAN_EYES) * 64 - 0.5):
+        np.testing.assert_allclose(_blob_centroid(crop[channel]), expected, atol=0.25)
+
+
+def test_aligned_face_crop_errors_name_the_bad_value():
+    from lmdis.data import aligned_face_crop
+
+    with pytest.raises(ValueError, match="two distinct"):
+        aligned_face_crop(np.zeros((50, 50, 3)), [(10, 10), (10, 10)])
+    with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, 3\)"):
+        aligned_face_crop(np.zeros((5, 50, 50)), [(10, 10), (30, 10)])
