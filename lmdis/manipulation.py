@@ -22,6 +22,9 @@ from PIL import Image, ImageDraw
 
 from lmdis.plotting import landmark_colours
 
+__all__ = ["move_landmarks", "interpolate", "encode_image", "decode_with_landmarks", "render_png", "morph_sequence",
+           "descriptor_swap", "ManipulationPanel", "MorphingPanel"]
+
 
 def move_landmarks(landmarks: torch.Tensor, index: int | Sequence[int], dx: float, dy: float) -> torch.Tensor:
     """A copy of ``landmarks`` with the chosen one(s) shifted by ``(dx, dy)``.
@@ -145,6 +148,30 @@ def morph_sequence(model, source: torch.Tensor, target: torch.Tensor, count: int
     if start_descriptors is not None:
         descriptors = torch.stack([interpolate(start_descriptors, end_descriptors, t) for t in steps])
     return decode_with_landmarks(model, landmarks, descriptors), landmarks
+
+
+@torch.no_grad()
+def descriptor_swap(model, images: torch.Tensor) -> torch.Tensor:
+    """Every image's landmarks decoded with every image's descriptors (the shape/appearance split of Sec. 3.2).
+
+    Args:
+        images: (N, C, S, S) in [0, 1].
+    Returns:
+        (N, N, C, S, S): entry [i, j] is decoded from the landmarks of image i
+        and the descriptors of image j, so the diagonal holds the
+        reconstructions. A row keeps one geometry, a column one appearance.
+    Raises:
+        ValueError: a model without descriptors (its landmarks are all it has).
+    """
+    encodings = [encode_image(model, image) for image in images]
+    if encodings[0][1] is None:
+        raise ValueError("descriptor_swap needs a model with descriptors (ModelConfig.use_descriptors=True); "
+                         "this model decodes from landmarks alone")
+    landmarks = torch.stack([landmark for landmark, _ in encodings])          # (N, K, 2)
+    descriptors = torch.stack([descriptor for _, descriptor in encodings])    # (N, K+1, C)
+    count = len(images)
+    decoded = decode_with_landmarks(model, landmarks.repeat_interleave(count, dim=0), descriptors.repeat(count, 1, 1))
+    return decoded.reshape(count, count, *decoded.shape[1:])
 
 
 class ManipulationPanel:
