@@ -8,6 +8,8 @@ Prints one JSON object:
   ink (the image, bilinearly sampled at the landmark, >= ``--ink``), and
   ``on_stroke_per_landmark`` (the worst landmark is what "every landmark on
   the strokes" asks about);
+- ``on_stroke_frame_fixed``: the same for the control of points that never
+  move (each landmark's mean position in every image);
 - ``classifier_accuracy``: a logistic regression fitted on the 5,000
   embedded digits, on the real test digits (the ceiling of the next figure);
 - ``reconstruction_accuracy``: the same classifier on the model's
@@ -29,19 +31,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.linear_model import LogisticRegression
 
 from lmdis.data import MNISTDataset, open_dataset, shared_data_root
+from lmdis.evaluate import PixelClassifier, frame_fixed, on_stroke
 from lmdis.manipulation import morph_sequence
 
 SHARED_MNIST = (shared_data_root() or Path("/nonexistent")) / "mnist"
-
-
-def ink_at(images: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-    """(B, 1, S, S) images, (B, K, 2) normalised (x, y) -> (B, K) bilinear intensity at each landmark."""
-    grid = landmarks[:, :, None, :] * 2 - 1                                  # (B, K, 1, 2) in [-1, 1]
-    return F.grid_sample(images, grid, mode="bilinear", align_corners=False)[:, 0, :, 0]
 
 
 def load_model(args):
@@ -67,8 +62,7 @@ def main():
     model, config = load_model(args)
     model = model.cpu().eval()
     embedded = open_dataset("mnist-embedded", image_size=config.model.image_size)
-    classifier_inputs = embedded.images.reshape(len(embedded.images), -1) / 255.0
-    classifier = LogisticRegression(max_iter=300).fit(classifier_inputs, embedded.labels)
+    classifier = PixelClassifier(torch.from_numpy(embedded.images).float()[:, None] / 255.0, embedded.labels)
 
     root = Path(args.data) if args.data else SHARED_MNIST
     if (root / "t10k-images-idx3-ubyte.gz").is_file():
@@ -83,10 +77,9 @@ def main():
     with torch.no_grad():
         landmarks, descriptors, _ = model.encode(images)
         reconstructions = model.decode(landmarks, descriptors)
-    on_ink = (ink_at(images, landmarks) >= args.ink).float()                # (N, K)
-
-    def predict(batch: torch.Tensor) -> np.ndarray:
-        return classifier.predict(batch.reshape(len(batch), -1).numpy())
+    share, per_landmark = on_stroke(images, landmarks, args.ink)
+    control, _ = on_stroke(images, frame_fixed(landmarks), args.ink)
+    predict = classifier.predict
 
     generator = np.random.default_rng(args.seed)
     hits = 0
@@ -99,8 +92,9 @@ def main():
 
     print(json.dumps({
         "test_digits": test_source, "n": count, "K": config.model.num_landmarks,
-        "on_stroke": round(float(on_ink.mean()), 3),
-        "on_stroke_per_landmark": [round(float(v), 3) for v in on_ink.mean(dim=0)],
+        "on_stroke": round(share, 3),
+        "on_stroke_per_landmark": [round(float(v), 3) for v in per_landmark],
+        "on_stroke_frame_fixed": round(control, 3),
         "classifier_accuracy": round(float((predict(images) == labels).mean()), 3),
         "reconstruction_accuracy": round(float((predict(reconstructions) == labels).mean()), 3),
         "morph_endpoints": round(hits / (2 * args.pairs), 3), "pairs": args.pairs,

@@ -9,6 +9,9 @@
 - :mod:`~lmdis.evaluate.benchmark`: a data set's protocol on a model: its
   splits read once, the landmarks detected, the reports and the Figure 9
   picture;
+- :mod:`~lmdis.evaluate.digits`: digit models without annotations (App. B):
+  landmarks on the ink against a frame-fixed control, decoded digits read
+  back by a pixel classifier;
 - :mod:`~lmdis.evaluate.diagnostics`: measurements outside the paper
   (content and warp tracking, the similarity projection, nearest annotated
   points, landmark metrics without annotations);
@@ -18,10 +21,11 @@
 
 Every public name is importable from here: ``from lmdis.evaluate import Benchmark``.
 """
-from lmdis.evaluate import attributes, benchmark, diagnostics, regression, seeds
+from lmdis.evaluate import attributes, benchmark, diagnostics, digits, regression, seeds
 from lmdis.evaluate.attributes import (PAPER_ATTRIBUTES, SVM_C_GRID, attribute_accuracy, class_accuracy,
                                        fit_linear_svm, landmark_features)
 from lmdis.evaluate.benchmark import MIN_AGGREGATE_IMAGES, Benchmark, Discovered, detect_all
+from lmdis.evaluate.digits import PixelClassifier, frame_fixed, ink_at, on_stroke
 from lmdis.evaluate.diagnostics import (content_tracking_gain, equivariance_error, landmark_metrics,
                                         mean_pairwise_distance, metrics_in_pixels, nearest_annotated_points,
                                         nearest_neighbour_distance, per_axis_variance, similarity_projection,
@@ -35,4 +39,4 @@ from lmdis.evaluate.regression import (FEW_SHOT_SIZES, FIVE_POINT_TEMPLATE, FRON
                                        reference_lengths, regression_report, select_points, swap_left_right)
 
 __all__ = [*regression.__all__, *attributes.__all__, *benchmark.__all__, *diagnostics.__all__,
-           *seeds.__all__]
+           *seeds.__all__, *digits.__all__]
