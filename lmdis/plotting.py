@@ -530,6 +530,8 @@ def pipeline_figure(shapes, ax=None):
     top, middle, bottom = 6.3, 3.8, 1.2
     column = (1.5, 4.4, 7.3, 10.2, 13.1, 16.0)
     sigmas = len(config.sigma_dec)
+    sigma_text = [f"{sigma:g}" for sigma in config.sigma_dec]
+    sigma_text = ", ".join(sigma_text if sigmas <= 3 else [sigma_text[0], "...", sigma_text[-1]])
     image = _box(ax, (column[0], top), f"image I\n{_shape_text(tensors['image'])}", "data")
     frame = "edge-padded (Table 6)" if tensors["padded"] != tensors["image"] else "not padded (P = S)"
     padded = _box(ax, (column[1], top), f"{frame}\n{_shape_text(tensors['padded'])}", "data")
@@ -540,7 +542,7 @@ def pipeline_figure(shapes, ax=None):
                      f"+ variances {_shape_text(tensors['variances'])}", "tensor")
     heatmaps = _box(ax, (column[5], top), f"heatmaps $\\tilde{{D}}$\nEq. (11)-(12)\n"
                     f"{sigmas} x {_shape_text(tensors['heatmaps'])}\n"
-                    f"$\\sigma_{{dec}}$ = {', '.join(f'{sigma:g}' for sigma in config.sigma_dec)}", "tensor")
+                    f"$\\sigma_{{dec}}$ = {sigma_text}", "tensor")
     for start, end in ((image, padded), (padded, detector), (detector, maps), (maps, landmarks),
                        (landmarks, heatmaps)):
         _connect(ax, start, end)
@@ -735,3 +737,54 @@ def gradient_arrows(image, landmarks, arrows, reference=None, ax=None, size: flo
                                     shrinkA=0, shrinkB=0, path_effects=outline))
     draw_outlined_landmarks(ax, landmarks, width, height, size=size)
     return ax.figure
+
+
+def loss_terms_figure(history, titles: dict[str, str], every_step=None, schedule=None, panel_inches: float = 2.9):
+    """The terms of Eq. (15) against the step, one log-scale panel each, with the schedule marked.
+
+    Args:
+        history: entries ``{"step": n, term: value, ...}`` (the trainer's
+            means over ``log_every`` steps), drawn as a black line (orange
+            for ``"total"``).
+        titles: term -> panel title, in panel order.
+        every_step: optional entries like ``history``, one per step, drawn
+            thin and grey behind it.
+        schedule: optional label -> (steps, colour): a dashed vertical line at
+            each step inside the plotted range. Each label draws in its own
+            band of the panel's height, so steps that coincide (a
+            lambda_recon increase at the end of a warm-up) stay visible.
+    Returns:
+        the figure, with one legend for all panels below them.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    if not history:
+        raise ValueError("loss_terms_figure needs at least one history entry")
+    schedule = schedule or {}
+    last = max(entry["step"] for entry in [*history, *(every_step or [])])
+    figure, axes = plt.subplots(1, len(titles), figsize=(panel_inches * len(titles), panel_inches + 0.5),
+                                squeeze=False)
+    handles = {}
+    for ax, (name, title) in zip(axes[0], titles.items()):
+        if every_step:
+            ax.plot([entry["step"] for entry in every_step], [entry[name] for entry in every_step], color="0.75",
+                    lw=0.6)
+            handles["every step"] = Line2D([], [], color="0.75", lw=1)
+        colour = "tab:orange" if name == "total" else "black"
+        ax.plot([entry["step"] for entry in history], [entry[name] for entry in history], color=colour, lw=1.6)
+        bands = len(schedule)
+        for band, (label, (steps, line_colour)) in enumerate(schedule.items()):
+            inside = [step for step in steps if 0 < step < last]
+            for step in inside:
+                ax.axvline(step, ymin=1 - (band + 1) / bands, ymax=1 - band / bands, color=line_colour,
+                           linestyle="--", linewidth=1.6)
+            if inside:
+                handles[label] = Line2D([], [], color=line_colour, linestyle="--", lw=1.6)
+        ax.set(yscale="log", xlabel="step")
+        ax.set_title(title, fontsize=10)
+    handles["mean over the logging interval"] = Line2D([], [], color="black", lw=1.6)
+    figure.legend(list(handles.values()), list(handles), loc="lower center", ncol=len(handles), fontsize=9,
+                  frameon=False)
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
+    return figure
