@@ -1,5 +1,7 @@
 """Figures: landmarks drawn on images, one colour per landmark (Figure 2, 19 style), regressed
-annotated landmarks coloured by their error (Figure 9 style), and confidence maps (Figure 39 style).
+annotated landmarks coloured by their error (Figure 9 style), confidence maps (Figure 39 style), and
+the model of Figure 1 with its tensor shapes and its hourglasses' levels (Figure 40), drawn from the
+shapes :func:`lmdis.model.pipeline_shapes` reads off a forward pass.
 
 Every function takes an optional ``ax`` (or writes a whole figure) and returns
 the figure. Landmarks come in the package convention (normalised ``(x, y)``,
