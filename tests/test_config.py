@@ -10,7 +10,7 @@ def test_ablation_zeroes_one_term_and_sets_the_tps_ratio():
     base = preset("mnist-cpu")
     no_sep = ablation(base, without="sep")
     assert no_sep.loss.lambda_sep == 0 and no_sep.loss.lambda_conc == base.loss.lambda_conc
-    assert no_sep.name == "mnist-cpu-no-sep" and base.loss.lambda_sep == 20
+    assert no_sep.name == "mnist-cpu-no-sep" and base.loss.lambda_sep == 1.0
     grid_only = ablation(base, tps_ratio=(1, 0))
     assert grid_only.train.landmark_tps_ratio == 0.0 and grid_only.name == "mnist-cpu-tps-1-0"
     assert ablation(base, tps_ratio=(7, 3)).train.landmark_tps_ratio == pytest.approx(0.3)
