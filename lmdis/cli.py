@@ -38,7 +38,7 @@ import torch
 from lmdis.checkpoint import load_checkpoint, model_from_checkpoint
 from lmdis.config import Config, build_config, parse_override, preset_names
 from lmdis.data import (DATASET_NAMES, dataset_protocol, export_image_folder, list_images, open_dataset,
-                        training_dataset)
+                        split_data, training_dataset)
 from lmdis.data import images as image_files
 from lmdis.inference import write_landmarks_csv
 from lmdis.plotting import save_landmark_figure
@@ -155,6 +155,19 @@ def _set_image_limit(args) -> None:
         image_files.MAX_IMAGE_PIXELS = args.max_image_pixels
 
 
+def _training_images(config, data, dataset: str | None, hold_out_every: int | None):
+    """What ``train`` optimises on: the whole data set, or all but every ``hold_out_every``-th image.
+
+    The held-out images are those of :func:`lmdis.data.split_data` with the
+    same ``held_out_every``, which the notebooks show as "never seen".
+    """
+    if hold_out_every is None:
+        return training_dataset(config, data, dataset)
+    if dataset is not None:
+        config.train.dataset = dataset
+    return split_data(config, data, held_out_every=hold_out_every).training
+
+
 def command_train(args) -> int:
     config = build_config(args.preset, args.set or (), args.steps)
     if args.num_workers is not None:
@@ -176,7 +189,7 @@ def command_train(args) -> int:
             raise ValueError(f"--resume: {checkpoint} was trained with another model config than preset "
                              f"{args.preset} with these --set values; use another --out or the same settings")
     _set_image_limit(args)
-    dataset = training_dataset(config, args.data, args.dataset)
+    dataset = _training_images(config, args.data, args.dataset, args.hold_out_every)
     trainer = Trainer(config, dataset, out, device=args.device, progress=_wants_progress_bar(args.no_progress),
                       resume=args.resume, minutes=args.minutes)
     if args.resume and trainer.resumed_from is None:
@@ -259,6 +272,9 @@ def parser() -> argparse.ArgumentParser:
                                          "celeba, aflw, ...")
     train.add_argument("--out", required=True, help="output folder for checkpoint.pt and landmarks.png")
     train.add_argument("--steps", type=_positive_int, help="total optimisation steps (default: the preset's)")
+    train.add_argument("--hold-out-every", type=_positive_int, metavar="N",
+                       help="train on all but every N-th image: the held-out set of lmdis.data.split_data, which "
+                            "notebooks 09-11 test on (default: train on every image)")
     existing = train.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     existing.add_argument("--overwrite", action="store_true",

@@ -131,6 +131,7 @@ CASES = [
     ("set-seed-negative", TRAIN + ["--set", "train.seed=-1"], ["train.seed=-1"]),
     # train: other options
     ("steps-zero", replace(TRAIN, "--steps", "0"), ["--steps", "'0'", "positive integer"]),
+    ("hold-out-zero", TRAIN + ["--hold-out-every", "0"], ["--hold-out-every", "'0'", "positive integer"]),
     ("steps-word", replace(TRAIN, "--steps", "ten"), ["--steps", "'ten'"]),
     ("minutes-negative", TRAIN + ["--minutes", "-1"], ["--minutes", "'-1'"]),
     ("minutes-nan", TRAIN + ["--minutes", "nan"], ["--minutes", "'nan'"]),

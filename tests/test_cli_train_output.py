@@ -52,3 +52,21 @@ def test_log_lines_off_a_terminal_and_a_bar_on_one(tmp_path):
     assert "step 1/2 total=" not in shown
     second = load_checkpoint(out / "checkpoint.pt")
     assert second["step"] == 2 and second["train_seconds"] != first["train_seconds"]  # a new run replaced it
+
+
+def test_hold_out_every_trains_on_the_split_that_notebooks_test_on():
+    from lmdis.cli import _training_images
+    from lmdis.config import preset
+    from lmdis.data import split_data
+
+    config = preset("mnist-cpu")
+    everything = _training_images(config, None, None, None)
+    kept = _training_images(config, None, None, 10)
+    held_out = split_data(config, None, held_out_every=10).held_out
+    assert len(everything) == 5000 and len(kept) == 4500 and len(held_out) == 500
+    import torch
+    kept_images = torch.stack([kept[i]["image"] for i in range(len(kept))]).flatten(1)
+    # No held-out digit is among the training images.
+    for index in range(0, len(held_out), 50):
+        image = held_out[index]["image"].flatten()
+        assert not (kept_images == image).all(dim=1).any()
