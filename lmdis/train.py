@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import re
 import sys
 import time
@@ -592,6 +593,7 @@ def _train_in_worker(job: tuple) -> str:
     """One :func:`train_or_load` run in a worker process of one thread; returns its last log line."""
     config, dataset, tag, root, device = job
     torch.set_num_threads(1)
+    dataset = pickle.loads(dataset)
     lines: list[str] = []
     train_or_load(config, dataset, tag, root, device=device, log=lines.append)
     return f"{config.name}: {lines[-1] if lines else 'trained'}"
@@ -609,7 +611,7 @@ def train_or_load_all(configs, dataset: Dataset, tag: str, root: str | Path = DE
 
     Args:
         configs: the runs, e.g. one config per seed (:func:`lmdis.config.with_seed`).
-        dataset: must pickle (it is sent to the workers).
+        dataset: must pickle (it is sent to the workers as plain pickle bytes).
         workers: processes; 1 trains every run here, one after the other.
     Returns:
         one :class:`Trainer` per config, in order, models in eval mode.
@@ -622,7 +624,9 @@ def train_or_load_all(configs, dataset: Dataset, tag: str, root: str | Path = DE
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        jobs = [(config, dataset, tag, str(root), device) for config in missing]
+        # Plain pickle bytes: torch would send each image tensor through its own file descriptor.
+        payload = pickle.dumps(dataset)
+        jobs = [(config, payload, tag, str(root), device) for config in missing]
         with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
             for line in pool.map(_train_in_worker, jobs):
                 log(line)
