@@ -67,7 +67,7 @@ def main():
     root = Path(args.data) if args.data else SHARED_MNIST
     if (root / "t10k-images-idx3-ubyte.gz").is_file():
         test = MNISTDataset.from_idx(root / "t10k-images-idx3-ubyte.gz", root / "t10k-labels-idx1-ubyte.gz")
-        test_source = f"MNIST test set ({root})"
+        test_source = "MNIST test set (t10k)"
     else:
         test, test_source = embedded, "embedded digits (the model may have trained on them)"
     count = min(args.images, len(test.images))
