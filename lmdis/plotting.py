@@ -752,9 +752,10 @@ def loss_terms_figure(history, titles: dict[str, str], every_step=None, schedule
         every_step: optional entries like ``history``, one per step, drawn
             thin and grey behind it.
         schedule: optional label -> (steps, colour): a dashed vertical line at
-            each step inside the plotted range. Each label draws in its own
-            band of the panel's height, so steps that coincide (a
-            lambda_recon increase at the end of a warm-up) stay visible.
+            each step inside the plotted range. Each label with such a step
+            draws in its own band of the panel's height, so steps that
+            coincide (a lambda_recon increase at the end of a warm-up) stay
+            visible; labels without one are left out, legend included.
     Returns:
         the figure, with one legend for all panels below them.
     """
@@ -775,14 +776,14 @@ def loss_terms_figure(history, titles: dict[str, str], every_step=None, schedule
             handles["every step"] = Line2D([], [], color="0.75", lw=1)
         colour = "tab:orange" if name == "total" else "black"
         ax.plot([entry["step"] for entry in history], [entry[name] for entry in history], color=colour, lw=1.6)
-        bands = len(schedule)
-        for band, (label, (steps, line_colour)) in enumerate(schedule.items()):
-            inside = [step for step in steps if 0 < step < last]
-            for step in inside:
-                ax.axvline(step, ymin=1 - (band + 1) / bands, ymax=1 - band / bands, color=line_colour,
+        drawn = {label: ([step for step in steps if 0 < step < last], line_colour)
+                 for label, (steps, line_colour) in schedule.items()}
+        drawn = {label: value for label, value in drawn.items() if value[0]}
+        for band, (label, (steps, line_colour)) in enumerate(drawn.items()):
+            for step in steps:
+                ax.axvline(step, ymin=1 - (band + 1) / len(drawn), ymax=1 - band / len(drawn), color=line_colour,
                            linestyle="--", linewidth=1.6)
-            if inside:
-                handles[label] = Line2D([], [], color=line_colour, linestyle="--", lw=1.6)
+            handles[label] = Line2D([], [], color=line_colour, linestyle="--", lw=1.6)
         ax.set(yscale="log", xlabel="step")
         ax.set_title(title, fontsize=10)
     handles["mean over the logging interval"] = Line2D([], [], color="black", lw=1.6)

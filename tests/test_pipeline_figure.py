@@ -160,7 +160,7 @@ def test_loss_terms_figure_keeps_coinciding_schedule_lines_apart():
     lines = [line for line in ax.lines if line.get_linestyle() == "--"]
     assert [line.get_color() for line in lines] == ["tab:red", "tab:green"]
     np.testing.assert_allclose([line.get_xdata() for line in lines], [[20, 20], [20, 20]])
-    np.testing.assert_allclose([line.get_ydata() for line in lines], [[2 / 3, 1], [1 / 3, 2 / 3]])  # separate bands
+    np.testing.assert_allclose([line.get_ydata() for line in lines], [[0.5, 1], [0, 0.5]])   # halves: 2 drawn
     labels = [text.get_text() for text in figure.legends[0].get_texts()]
     assert labels == ["lambda_recon x10", "warm-up ends", "mean over the logging interval"]   # none for step 99
     assert ax.get_yscale() == "log" and [a.get_title() for a in figure.axes] == ["recon", "total"]
