@@ -791,3 +791,44 @@ def loss_terms_figure(history, titles: dict[str, str], every_step=None, schedule
                   frameon=False)
     figure.tight_layout(rect=(0, 0.1, 1, 1))
     return figure
+
+
+def manipulation_figure(image, landmarks, reconstruction, edits: dict, panel_inches: float = 2.1, size: float = 60):
+    """Figure 10: an input, its reconstruction and the decoder's output for edited landmarks.
+
+    Args:
+        image: (C, S, S) input; landmarks: (K, 2) its detected landmarks.
+        reconstruction: (C, S, S) decoded from the unedited landmarks.
+        edits: title -> (edited landmarks (K, 2), decoded image (C, S, S)).
+    Top row: the input, then each decoded image with its landmarks in colour and,
+    in grey, where they were and how they moved. Bottom row: the change against
+    the reconstruction, averaged over colour channels (red: brighter, blue: darker).
+    """
+    import matplotlib.pyplot as plt
+
+    columns = len(edits) + 2
+    figure, axes = plt.subplots(2, columns, figsize=(panel_inches * columns, 2 * panel_inches + 0.4), squeeze=False)
+    side = _to_numpy_image(image).shape[1]
+    points = np.asarray(landmarks.detach().cpu() if isinstance(landmarks, torch.Tensor) else landmarks) * side
+    show_landmarks(image, landmarks, ax=axes[0, 0], size=size)
+    axes[0, 0].set_title("input", fontsize=9)
+    show_landmarks(reconstruction, landmarks, ax=axes[0, 1], size=size)
+    axes[0, 1].set_title("reconstruction", fontsize=9)
+    for ax in axes[1, :2]:
+        ax.axis("off")
+    reference = torch.as_tensor(np.asarray(reconstruction, dtype=np.float32))
+    for column, (title, (edited, decoded)) in enumerate(edits.items(), start=2):
+        show_landmarks(decoded, edited, ax=axes[0, column], size=size)
+        moved = np.asarray(edited.detach().cpu() if isinstance(edited, torch.Tensor) else edited) * side
+        for before, after in zip(points, moved):
+            if np.abs(after - before).max() > 1e-6:
+                axes[0, column].plot([before[0], after[0]], [before[1], after[1]], color="white", linewidth=2.2)
+                axes[0, column].plot([before[0], after[0]], [before[1], after[1]], color="0.35", linewidth=1.2)
+                axes[0, column].scatter([before[0]], [before[1]], color="0.35", edgecolor="white", s=size / 3)
+        axes[0, column].set_title(title, fontsize=9)
+        change = (torch.as_tensor(np.asarray(decoded, dtype=np.float32)) - reference).mean(dim=0).numpy()
+        axes[1, column].imshow(change, cmap="seismic", vmin=-0.5, vmax=0.5)
+        axes[1, column].axis("off")
+        axes[1, column].set_title(f"change, mean |d| {np.abs(change).mean():.3f}", fontsize=8)
+    figure.tight_layout()
+    return figure

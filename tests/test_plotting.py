@@ -124,3 +124,22 @@ def test_few_shot_figure_draws_the_curve_the_floor_and_the_reference():
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
     assert "mean training shape (25.0 %)" in labels and "expected (7.5 %)" in labels
     plt.close(figure)
+
+
+def test_manipulation_figure_draws_input_reconstruction_and_each_edit_with_its_change():
+    from lmdis.plotting import manipulation_figure
+
+    image = torch.rand(3, 12, 12)
+    landmarks = torch.tensor([[0.25, 0.25], [0.75, 0.75]])
+    moved = landmarks.clone()
+    moved[0, 0] += 0.25
+    brighter = image.clamp(max=0.8) + 0.2
+    figure = manipulation_figure(image, landmarks, image.clamp(max=0.8), {"moved": (moved, brighter)})
+    axes = figure.axes
+    assert len(axes) == 6
+    assert [axes[i].get_title() for i in range(3)] == ["input", "reconstruction", "moved"]
+    change = axes[5].images[0].get_array()
+    np.testing.assert_allclose(np.asarray(change), 0.2, atol=1e-6)
+    # one moved landmark: one grey line from where it was (plus its white outline)
+    assert len(axes[2].lines) == 2
+    plt.close(figure)
