@@ -62,7 +62,7 @@ def main():
     model, config = load_model(args)
     model = model.cpu().eval()
     embedded = open_dataset("mnist-embedded", image_size=config.model.image_size)
-    classifier = PixelClassifier(torch.from_numpy(embedded.images).float()[:, None] / 255.0, embedded.labels)
+    classifier = PixelClassifier.from_dataset(embedded)
 
     root = Path(args.data) if args.data else SHARED_MNIST
     if (root / "t10k-images-idx3-ubyte.gz").is_file():

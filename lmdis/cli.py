@@ -155,16 +155,14 @@ def _set_image_limit(args) -> None:
         image_files.MAX_IMAGE_PIXELS = args.max_image_pixels
 
 
-def _training_images(config, data, dataset: str | None, hold_out_every: int | None):
-    """What ``train`` optimises on: the whole data set, or all but every ``hold_out_every``-th image.
+def _training_images(config, data, hold_out_every: int | None):
+    """What ``train`` optimises on: ``config.train.dataset`` whole, or all but every ``hold_out_every``-th image.
 
     The held-out images are those of :func:`lmdis.data.split_data` with the
     same ``held_out_every``, which the notebooks show as "never seen".
     """
     if hold_out_every is None:
-        return training_dataset(config, data, dataset)
-    if dataset is not None:
-        config.train.dataset = dataset
+        return training_dataset(config, data)
     return split_data(config, data, held_out_every=hold_out_every).training
 
 
@@ -178,6 +176,7 @@ def command_train(args) -> int:
     select_device(args.device)
     dataset_name = args.dataset or config.train.dataset
     _check_data(dataset_name, args.data, "--dataset names" if args.dataset else f"preset {args.preset} trains on")
+    config.train.dataset = dataset_name   # the checkpoint's config names what was trained on
     out = _check_output_folder("--out", args.out)
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not (args.resume or args.overwrite):
@@ -189,7 +188,7 @@ def command_train(args) -> int:
             raise ValueError(f"--resume: {checkpoint} was trained with another model config than preset "
                              f"{args.preset} with these --set values; use another --out or the same settings")
     _set_image_limit(args)
-    dataset = _training_images(config, args.data, args.dataset, args.hold_out_every)
+    dataset = _training_images(config, args.data, args.hold_out_every)
     trainer = Trainer(config, dataset, out, device=args.device, progress=_wants_progress_bar(args.no_progress),
                       resume=args.resume, minutes=args.minutes)
     if args.resume and trainer.resumed_from is None:

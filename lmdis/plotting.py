@@ -29,6 +29,11 @@ def landmark_colours(count: int) -> np.ndarray:
     return colormaps["tab10" if count <= 10 else "tab20"](np.arange(count) % (10 if count <= 10 else 20))
 
 
+def _to_numpy_points(points) -> np.ndarray:
+    """(..., 2) landmarks from a tensor (any device, with grad) or array-like, as float64 numpy."""
+    return np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, np.float64)
+
+
 def _to_numpy_image(image) -> np.ndarray:
     """(H, W) or (H, W, C) numpy for imshow: tensors are (C, H, W), numpy arrays (H, W, C)
     unless their last axis cannot be channels."""
@@ -47,7 +52,7 @@ def show_landmarks(image, landmarks, ax=None, marker: str = "x", size: float = 4
         _, ax = plt.subplots(figsize=(3, 3))
     picture = _to_numpy_image(image)
     height, width = picture.shape[:2]
-    points = np.asarray(landmarks.detach().cpu() if isinstance(landmarks, torch.Tensor) else landmarks)
+    points = _to_numpy_points(landmarks)
     ax.imshow(picture, cmap="gray" if picture.ndim == 2 else None, vmin=0, vmax=1,
               extent=(0, width, height, 0), interpolation="nearest")
     ax.scatter(points[:, 0] * width, points[:, 1] * height, c=landmark_colours(len(points)),
@@ -169,7 +174,7 @@ def show_confidence_maps(maps, landmarks=None, ax=None, normalise: bool = True):
         _, ax = plt.subplots(figsize=(3, 3))
     show_landmarks(picture.clip(0, 1), np.zeros((0, 2)), ax=ax)
     if landmarks is not None:
-        points = np.asarray(landmarks.detach().cpu() if isinstance(landmarks, torch.Tensor) else landmarks)
+        points = _to_numpy_points(landmarks)
         height, width = values.shape[1:]
         ax.scatter(points[:, 0] * width, points[:, 1] * height, c=colours[: len(points)], s=30,
                    edgecolors="white", linewidths=1)
@@ -184,7 +189,7 @@ def draw_outlined_landmarks(ax, landmarks, width: float, height: float, size: fl
     """
     from matplotlib import patheffects
 
-    points = np.asarray(landmarks.detach().cpu() if isinstance(landmarks, torch.Tensor) else landmarks)
+    points = _to_numpy_points(landmarks)
     ax.scatter(points[:, 0] * width, points[:, 1] * height, c=landmark_colours(len(points)), marker=marker, s=size,
                edgecolors="black", linewidths=1.2, zorder=3,
                path_effects=[patheffects.withStroke(linewidth=2.5, foreground="white")])
@@ -668,10 +673,7 @@ def equivariance_figure(image, landmarks, warped, warped_landmarks, mapped, pane
     """
     import matplotlib.pyplot as plt
 
-    def numpy(points):
-        return np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, np.float64)
-
-    landmarks, warped_landmarks, mapped = numpy(landmarks), numpy(warped_landmarks), numpy(mapped)
+    landmarks, warped_landmarks, mapped = map(_to_numpy_points, (landmarks, warped_landmarks, mapped))
     count = len(warped)
     if not (len(warped_landmarks) == len(mapped) == count):
         raise ValueError(f"equivariance_figure needs one entry per warped image: {count} images, "
@@ -717,10 +719,7 @@ def gradient_arrows(image, landmarks, arrows, reference=None, ax=None, size: flo
     import matplotlib.patheffects as effects
     import matplotlib.pyplot as plt
 
-    def numpy(points):
-        return np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, np.float64)
-
-    landmarks, arrows = numpy(landmarks), numpy(arrows)
+    landmarks, arrows = _to_numpy_points(landmarks), _to_numpy_points(arrows)
     if landmarks.shape != arrows.shape or landmarks.ndim != 2 or landmarks.shape[1] != 2:
         raise ValueError(f"landmarks and arrows must both be (K, 2), got {landmarks.shape} and {arrows.shape}")
     if ax is None:
@@ -729,7 +728,7 @@ def gradient_arrows(image, landmarks, arrows, reference=None, ax=None, size: flo
     show_landmarks(image, np.zeros((0, 2)), ax=ax)
     height, width = _to_numpy_image(image).shape[:2]
     if reference is not None:
-        points = numpy(reference)
+        points = _to_numpy_points(reference)
         ax.scatter(points[:, 0] * width, points[:, 1] * height, c=colours, marker="x", s=size, linewidths=2,
                    path_effects=[effects.withStroke(linewidth=3.5, foreground="black")], zorder=2)
     outline = [effects.withStroke(linewidth=4, foreground="black")]
@@ -809,24 +808,24 @@ def manipulation_figure(image, landmarks, reconstruction, edits: dict, panel_inc
     columns = len(edits) + 2
     figure, axes = plt.subplots(2, columns, figsize=(panel_inches * columns, 2 * panel_inches + 0.4), squeeze=False)
     side = _to_numpy_image(image).shape[1]
-    points = np.asarray(landmarks.detach().cpu() if isinstance(landmarks, torch.Tensor) else landmarks) * side
+    points = _to_numpy_points(landmarks) * side
     show_landmarks(image, landmarks, ax=axes[0, 0], size=size)
     axes[0, 0].set_title("input", fontsize=9)
     show_landmarks(reconstruction, landmarks, ax=axes[0, 1], size=size)
     axes[0, 1].set_title("reconstruction", fontsize=9)
     for ax in axes[1, :2]:
         ax.axis("off")
-    reference = torch.as_tensor(np.asarray(reconstruction, dtype=np.float32))
+    reference = torch.as_tensor(reconstruction, dtype=torch.float32)
     for column, (title, (edited, decoded)) in enumerate(edits.items(), start=2):
         show_landmarks(decoded, edited, ax=axes[0, column], size=size)
-        moved = np.asarray(edited.detach().cpu() if isinstance(edited, torch.Tensor) else edited) * side
+        moved = _to_numpy_points(edited) * side
         for before, after in zip(points, moved):
             if np.abs(after - before).max() > 1e-6:
                 axes[0, column].plot([before[0], after[0]], [before[1], after[1]], color="white", linewidth=2.2)
                 axes[0, column].plot([before[0], after[0]], [before[1], after[1]], color="0.35", linewidth=1.2)
                 axes[0, column].scatter([before[0]], [before[1]], color="0.35", edgecolor="white", s=size / 3)
         axes[0, column].set_title(title, fontsize=9)
-        change = (torch.as_tensor(np.asarray(decoded, dtype=np.float32)) - reference).mean(dim=0).numpy()
+        change = (torch.as_tensor(decoded, dtype=torch.float32) - reference).mean(dim=0).numpy()
         axes[1, column].imshow(change, cmap="seismic", vmin=-0.5, vmax=0.5)
         axes[1, column].axis("off")
         axes[1, column].set_title(f"change, mean |d| {np.abs(change).mean():.3f}", fontsize=8)

@@ -60,8 +60,8 @@ def test_hold_out_every_trains_on_the_split_that_notebooks_test_on():
     from lmdis.data import split_data
 
     config = preset("mnist-cpu")
-    everything = _training_images(config, None, None, None)
-    kept = _training_images(config, None, None, 10)
+    everything = _training_images(config, None, None)
+    kept = _training_images(config, None, 10)
     held_out = split_data(config, None, held_out_every=10).held_out
     assert len(everything) == 5000 and len(kept) == 4500 and len(held_out) == 500
     import torch

@@ -49,3 +49,13 @@ def test_pixel_classifier_reads_two_separable_patterns():
     classifier = PixelClassifier(images, labels)
     assert classifier.accuracy(torch.cat([left, right]), labels) == 1.0
     assert list(classifier.predict(right[:2])) == [8, 8]
+
+
+def test_pixel_classifier_from_dataset_fits_on_every_item_and_refuses_unlabelled_data():
+    left = torch.zeros(1, 4, 4)
+    left[:, :, :2] = 1.0
+    labelled = [{"image": image, "label": label} for image, label in [(left, 3), (1 - left, 8)] * 10]
+    classifier = PixelClassifier.from_dataset(labelled)
+    assert list(classifier.predict(torch.stack([left, 1 - left]))) == [3, 8]
+    with pytest.raises(ValueError, match="needs a labelled data set"):
+        PixelClassifier.from_dataset([{"image": left}])

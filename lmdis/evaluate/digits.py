@@ -51,6 +51,15 @@ class PixelClassifier:
     def __init__(self, images: torch.Tensor, labels, max_iter: int = 300):
         self.model = LogisticRegression(max_iter=max_iter).fit(self._features(images), np.asarray(labels))
 
+    @classmethod
+    def from_dataset(cls, dataset, max_iter: int = 300) -> "PixelClassifier":
+        """Fitted on every item of a labelled data set (items with ``"image"`` and ``"label"``, e.g. MNIST)."""
+        items = [dataset[index] for index in range(len(dataset))]
+        if not items or "label" not in items[0]:
+            raise ValueError("PixelClassifier.from_dataset needs a labelled data set (items with a 'label'), "
+                             f"got {type(dataset).__name__} of {len(items)} items")
+        return cls(torch.stack([item["image"] for item in items]), [item["label"] for item in items], max_iter)
+
     @staticmethod
     def _features(images: torch.Tensor) -> np.ndarray:
         return images.detach().cpu().reshape(len(images), -1).numpy().astype(np.float64)
