@@ -2,6 +2,7 @@
 
     python benchmarks/mtfl_time_budget.py --preset mtfl-cpu --minutes 60 --eval-every 1500 --out runs/mtfl-budget
         [--data ../shared/data/mtfl] [--set train.learning_rate=0.001 ...]
+    python benchmarks/mtfl_time_budget.py --preset mtfl-cpu --steps 7625 --eval-every 1000 --out runs/mtfl-steps
 
 Trains without labels on the MTFL training images, and every ``--eval-every``
 steps fits the bias-free regressor on ``training_clean`` and prints the NME
@@ -9,13 +10,16 @@ steps fits the bias-free regressor on ``training_clean`` and prints the NME
 so far (evaluation time excluded) and the images seen. The mean-shape floor
 is printed first. The preset's schedule runs as fractions of ``--minutes``
 (``Trainer(minutes=...)``), so a slower machine still reaches its decays.
+With ``--steps N`` instead, the schedule is the preset's scaled to N steps
+(``config.shortened``) and no clock enters: runs that share the cores with
+other work still compare exactly at equal steps and images.
 """
 from __future__ import annotations
 
 import argparse
 import json
 
-from lmdis.config import build_config, parse_override as _parse_override
+from lmdis.config import build_config, parse_override as _parse_override, shortened
 from lmdis.data import training_dataset
 from lmdis.evaluate import Benchmark
 from lmdis.train import Trainer
@@ -26,6 +30,7 @@ def main():
     parser.add_argument("--preset", default="mtfl-cpu")
     parser.add_argument("--data", help="MTFL root (default: the shared data folder)")
     parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--steps", type=int, help="a step-based schedule of this length instead of --minutes")
     parser.add_argument("--eval-every", type=int, default=1500)
     parser.add_argument("--out", required=True)
     parser.add_argument("--device", default="auto")
@@ -33,12 +38,15 @@ def main():
     args = parser.parse_args()
 
     config = build_config(args.preset, args.set)
+    if args.steps is not None:
+        config = shortened(config, args.steps)
     train_images = training_dataset(config, args.data, "mtfl")
     benchmark = Benchmark("mtfl", args.data, config.model.image_size, config.model.channels)
     print(json.dumps({"mean_shape_nme_percent": round(benchmark.mean_shape_report()["nme_percent"], 2)}), flush=True)
 
     trainer = Trainer(config, train_images, args.out, device=args.device, progress=False, resume=True,
-                      log=lambda line: print(line, flush=True), minutes=args.minutes)
+                      log=lambda line: print(line, flush=True),
+                      minutes=None if args.steps is not None else args.minutes)
     while not trainer.budget_spent() and trainer.step < config.train.steps:
         steps_before, seconds_before = trainer.step, trainer.train_seconds
         trainer.fit(min(trainer.step + args.eval_every, config.train.steps))

@@ -673,3 +673,20 @@ def test_aligned_face_crop_errors_name_the_bad_value():
         aligned_face_crop(np.zeros((50, 50, 3)), [(10, 10), (10, 10)])
     with pytest.raises(ValueError, match=r"\(H, W\) or \(H, W, 3\)"):
         aligned_face_crop(np.zeros((5, 50, 50)), [(10, 10), (30, 10)])
+
+
+def test_the_shipped_eye_positions_sit_on_dark_eyes():
+    """ASTRONAUT_EYES on the pupils; LFW_SUBSET_EYES on the mean face's darkest eye-row pixels."""
+    import skimage.data
+    from skimage.color import rgb2gray
+
+    from lmdis.data import ASTRONAUT_EYES, LFW_SUBSET_EYES
+
+    grey = rgb2gray(skimage.data.astronaut())
+    for u, v in np.asarray(ASTRONAUT_EYES, int):
+        pupil, around = grey[v - 2:v + 3, u - 2:u + 3].mean(), grey[v - 15:v + 16, u - 15:u + 16].mean()
+        assert pupil < 0.3 and pupil < 0.5 * around, (u, v, pupil, around)
+    mean_face = skimage.data.lfw_subset()[:100].mean(axis=0)
+    for (u, v), (first, last) in zip(np.asarray(LFW_SUBSET_EYES, int), ((3, 11), (11, 20))):
+        rows = mean_face[7:11, first:last]
+        assert (u - first, v - 7) == tuple(np.unravel_index(rows.argmin(), rows.shape)[::-1])

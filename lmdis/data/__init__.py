@@ -46,9 +46,9 @@ trainer build on it, never the other way round.
 """
 from lmdis.data.base import CroppedDataset, ImageDataset, InMemoryDataset, collate_images
 from lmdis.data.folder import ImageFolderDataset, export_image_folder
-from lmdis.data.images import (IMAGE_EXTENSIONS, MTFL_MEAN_EYES, aligned_face_crop, box_to_normalised, centre_crop,
-                               decode_image, image_size_of, list_images, load_crop, load_image, normalised_to_pixel, pixel_to_normalised,
-                               unreadable_images_error)
+from lmdis.data.images import (ASTRONAUT_EYES, IMAGE_EXTENSIONS, LFW_SUBSET_EYES, MTFL_MEAN_EYES, aligned_face_crop,
+                               box_to_normalised, centre_crop, decode_image, image_size_of, list_images, load_crop,
+                               load_image, normalised_to_pixel, pixel_to_normalised, unreadable_images_error)
 from lmdis.data.mnist import MNISTDataset, read_idx
 from lmdis.data.mtfl import MTFLDataset
 from lmdis.data.protocol import Protocol
@@ -60,7 +60,7 @@ __all__ = [
     # images and coordinates
     "IMAGE_EXTENSIONS", "pixel_to_normalised", "normalised_to_pixel", "box_to_normalised", "load_image",
     "decode_image", "image_size_of", "load_crop", "list_images", "unreadable_images_error", "centre_crop",
-    "MTFL_MEAN_EYES", "aligned_face_crop",
+    "ASTRONAUT_EYES", "LFW_SUBSET_EYES", "MTFL_MEAN_EYES", "aligned_face_crop",
     # data sets
     "ImageDataset", "CroppedDataset", "InMemoryDataset", "collate_images", "ImageFolderDataset",
     "export_image_folder", "MTFLDataset", "MNISTDataset", "read_idx", "Protocol",
