@@ -29,8 +29,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="mtfl-cpu")
     parser.add_argument("--data", help="MTFL root (default: the shared data folder)")
-    parser.add_argument("--minutes", type=float, default=60)
-    parser.add_argument("--steps", type=int, help="a step-based schedule of this length instead of --minutes")
+    schedule = parser.add_mutually_exclusive_group()
+    schedule.add_argument("--minutes", type=float, help="the schedule on this time budget (default 60)")
+    schedule.add_argument("--steps", type=int, help="a step-based schedule of this length instead of a time budget")
     parser.add_argument("--eval-every", type=int, default=1500)
     parser.add_argument("--out", required=True)
     parser.add_argument("--device", default="auto")
@@ -46,7 +47,7 @@ def main():
 
     trainer = Trainer(config, train_images, args.out, device=args.device, progress=False, resume=True,
                       log=lambda line: print(line, flush=True),
-                      minutes=None if args.steps is not None else args.minutes)
+                      minutes=None if args.steps is not None else (args.minutes or 60))
     while not trainer.budget_spent() and trainer.step < config.train.steps:
         steps_before, seconds_before = trainer.step, trainer.train_seconds
         trainer.fit(min(trainer.step + args.eval_every, config.train.steps))
