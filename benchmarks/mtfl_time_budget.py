@@ -47,7 +47,7 @@ def main():
 
     trainer = Trainer(config, train_images, args.out, device=args.device, progress=False, resume=True,
                       log=lambda line: print(line, flush=True),
-                      minutes=None if args.steps is not None else (args.minutes or 60))
+                      minutes=None if args.steps is not None else (60 if args.minutes is None else args.minutes))
     while not trainer.budget_spent() and trainer.step < config.train.steps:
         steps_before, seconds_before = trainer.step, trainer.train_seconds
         trainer.fit(min(trainer.step + args.eval_every, config.train.steps))
