@@ -34,11 +34,12 @@ import sys
 from pathlib import Path
 
 import torch
+from torch.utils.data import Subset
 
 from lmdis.checkpoint import load_checkpoint, model_from_checkpoint
 from lmdis.config import Config, build_config, parse_override, preset_names
 from lmdis.data import (DATASET_NAMES, dataset_protocol, export_image_folder, list_images, open_dataset,
-                        split_data, training_dataset)
+                        digit_indices, split_data, training_dataset)
 from lmdis.data import images as image_files
 from lmdis.inference import write_landmarks_csv
 from lmdis.plotting import save_landmark_figure
@@ -68,6 +69,16 @@ def _integer(text: str, low: int, expected: str) -> int:
     if value < low:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
+
+
+def _digit(text: str) -> int:
+    value = _integer(text, 0, "a digit from 0 to 9")
+    if value > 9:
+        raise argparse.ArgumentTypeError(f"expected a digit from 0 to 9, got {text!r}")
+    return value
+
+
+MNIST_DATASETS = ("mnist-embedded", "mnist")
 
 
 def _positive_minutes(text: str) -> float:
@@ -155,15 +166,19 @@ def _set_image_limit(args) -> None:
         image_files.MAX_IMAGE_PIXELS = args.max_image_pixels
 
 
-def _training_images(config, data, hold_out_every: int | None):
+def _training_images(config, data, hold_out_every: int | None, digits: list[int] | None = None):
     """What ``train`` optimises on: ``config.train.dataset`` whole, or all but every ``hold_out_every``-th image.
 
     The held-out images are those of :func:`lmdis.data.split_data` with the
-    same ``held_out_every``, which the notebooks show as "never seen".
+    same ``held_out_every`` and ``digits``, which the notebooks show as
+    "never seen". ``digits`` keeps only those MNIST digits (Appendix B.1).
     """
-    if hold_out_every is None:
-        return training_dataset(config, data)
-    return split_data(config, data, held_out_every=hold_out_every).training
+    if hold_out_every is not None:
+        return split_data(config, data, digits=digits, held_out_every=hold_out_every).training
+    dataset = training_dataset(config, data)
+    if digits is None:
+        return dataset
+    return Subset(dataset, digit_indices(dataset, digits, config.train.dataset))
 
 
 def command_train(args) -> int:
@@ -177,6 +192,9 @@ def command_train(args) -> int:
     dataset_name = args.dataset or config.train.dataset
     _check_data(dataset_name, args.data, "--dataset names" if args.dataset else f"preset {args.preset} trains on")
     config.train.dataset = dataset_name   # the checkpoint's config names what was trained on
+    if args.digits is not None and dataset_name not in MNIST_DATASETS:
+        raise ValueError(f"--digits {' '.join(map(str, args.digits))} keeps MNIST digits, but the data set is "
+                         f"{dataset_name!r}; expected one of {', '.join(MNIST_DATASETS)}")
     out = _check_output_folder("--out", args.out)
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists() and not (args.resume or args.overwrite):
@@ -188,7 +206,7 @@ def command_train(args) -> int:
             raise ValueError(f"--resume: {checkpoint} was trained with another model config than preset "
                              f"{args.preset} with these --set values; use another --out or the same settings")
     _set_image_limit(args)
-    dataset = _training_images(config, args.data, args.hold_out_every)
+    dataset = _training_images(config, args.data, args.hold_out_every, args.digits)
     trainer = Trainer(config, dataset, out, device=args.device, progress=_wants_progress_bar(args.no_progress),
                       resume=args.resume, minutes=args.minutes)
     if args.resume and trainer.resumed_from is None:
@@ -274,6 +292,8 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--hold-out-every", type=_positive_int, metavar="N",
                        help="train on all but every N-th image: the held-out set of lmdis.data.split_data, which "
                             "notebooks 09-11 test on (default: train on every image)")
+    train.add_argument("--digits", type=_digit, nargs="+", metavar="D",
+                       help="train on these MNIST digits only, e.g. --digits 2 (one model per digit, Appendix B.1)")
     existing = train.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     existing.add_argument("--overwrite", action="store_true",

@@ -132,6 +132,10 @@ CASES = [
     # train: other options
     ("steps-zero", replace(TRAIN, "--steps", "0"), ["--steps", "'0'", "positive integer"]),
     ("hold-out-zero", TRAIN + ["--hold-out-every", "0"], ["--hold-out-every", "'0'", "positive integer"]),
+    ("digits-ten", TRAIN + ["--digits", "10"], ["--digits", "'10'", "digit from 0 to 9"]),
+    ("digits-word", TRAIN + ["--digits", "two"], ["--digits", "'two'", "digit from 0 to 9"]),
+    ("digits-not-mnist", TRAIN + ["--dataset", "mtfl", "--data", "{root}", "--digits", "2"],
+     ["--digits 2", "'mtfl'", "mnist-embedded"]),
     ("steps-word", replace(TRAIN, "--steps", "ten"), ["--steps", "'ten'"]),
     ("minutes-negative", TRAIN + ["--minutes", "-1"], ["--minutes", "'-1'"]),
     ("minutes-nan", TRAIN + ["--minutes", "nan"], ["--minutes", "'nan'"]),

@@ -54,6 +54,23 @@ def test_log_lines_off_a_terminal_and_a_bar_on_one(tmp_path):
     assert second["step"] == 2 and second["train_seconds"] != first["train_seconds"]  # a new run replaced it
 
 
+def test_digits_train_on_one_digit_and_hold_out_as_the_notebooks_do():
+    from lmdis.cli import _training_images
+    from lmdis.config import preset
+    from lmdis.data import split_data
+
+    config = preset("mnist-cpu")
+    twos = _training_images(config, None, None, [2])
+    labels = [twos[i]["label"] for i in range(len(twos))]
+    assert len(twos) == 500 and set(labels) == {2}          # the embedded set has 500 of each digit
+    kept = _training_images(config, None, 10, [2])
+    expected = split_data(config, None, digits=2, held_out_every=10).training
+    assert len(kept) == 450
+    assert [kept[i]["index"] for i in range(len(kept))] == [expected[i]["index"] for i in range(len(expected))]
+    both = _training_images(config, None, None, [3, 7])
+    assert sorted({both[i]["label"] for i in range(len(both))}) == [3, 7] and len(both) == 1000
+
+
 def test_hold_out_every_trains_on_the_split_that_notebooks_test_on():
     from lmdis.cli import _training_images
     from lmdis.config import preset

@@ -54,7 +54,7 @@ from lmdis.data.mtfl import MTFLDataset
 from lmdis.data.protocol import Protocol
 from lmdis.data.registry import (DATASET_NAMES, PAPER_DATASETS, dataset_module, dataset_protocol, open_dataset,
                                  shared_data_root)
-from lmdis.data.splits import CentreCropped, DataSplit, split_data, training_dataset
+from lmdis.data.splits import CentreCropped, DataSplit, digit_indices, split_data, training_dataset
 
 __all__ = [
     # images and coordinates
@@ -67,5 +67,5 @@ __all__ = [
     # by name
     "DATASET_NAMES", "PAPER_DATASETS", "dataset_module", "dataset_protocol", "open_dataset", "shared_data_root",
     # what a config trains on
-    "training_dataset", "DataSplit", "split_data", "CentreCropped",
+    "training_dataset", "DataSplit", "digit_indices", "split_data", "CentreCropped",
 ]

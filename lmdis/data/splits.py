@@ -17,7 +17,7 @@ from lmdis.data.base import InMemoryDataset, collate_images
 from lmdis.data.images import centre_crop
 from lmdis.data.registry import open_dataset
 
-__all__ = ["training_dataset", "DataSplit", "split_data", "CentreCropped"]
+__all__ = ["training_dataset", "DataSplit", "digit_indices", "split_data", "CentreCropped"]
 
 
 def training_dataset(config, data: str | os.PathLike | None = None, dataset: str | None = None) -> InMemoryDataset:
@@ -82,6 +82,28 @@ def _decoded_dataset(config, data: str | None) -> Dataset:
     return _DECODED[key]
 
 
+def _wanted_digits(digits) -> set[int]:
+    return {int(digits)} if isinstance(digits, int) else {int(d) for d in digits}
+
+
+def digit_indices(dataset: Dataset, digits, name: str = "this data set") -> list[int]:
+    """Positions of the items of ``dataset`` whose ``"label"`` is one of ``digits`` (an int or several), in order.
+
+    ``name`` names the data set in the error messages.
+
+    Raises:
+        ValueError: the items have no label (not MNIST), or none has one of ``digits``.
+    """
+    wanted = _wanted_digits(digits)
+    if len(dataset) == 0 or "label" not in dataset[0]:
+        raise ValueError(f"digits={sorted(wanted)} needs a labelled data set (MNIST), "
+                         f"not {name!r}")
+    indices = [i for i in range(len(dataset)) if dataset[i]["label"] in wanted]
+    if not indices:
+        raise ValueError(f"no image has a label in {sorted(wanted)}")
+    return indices
+
+
 def split_data(config, data: str | os.PathLike | None = None, digits=None, held_out_every: int = 10) -> DataSplit:
     """The data ``config`` trains on (``config.train.dataset`` read from ``data``), split in two.
 
@@ -94,12 +116,8 @@ def split_data(config, data: str | os.PathLike | None = None, digits=None, held_
     tag = config.train.dataset + (f"-{config.train.split}" if config.train.split else "")
     tag += "" if data is None else f"-{data}"
     if digits is not None:
-        wanted = {int(digits)} if isinstance(digits, int) else {int(d) for d in digits}
-        if "label" not in dataset[0]:
-            raise ValueError(f"digits={sorted(wanted)} needs a labelled data set (MNIST), not {config.train.dataset!r}")
-        indices = [i for i in indices if dataset[i]["label"] in wanted]
-        if not indices:
-            raise ValueError(f"no image has a label in {sorted(wanted)}")
+        wanted = _wanted_digits(digits)
+        indices = digit_indices(dataset, wanted, config.train.dataset)
         tag += "-digits" + "".join(str(d) for d in sorted(wanted))
     held_out = indices[::held_out_every]
     training = [index for position, index in enumerate(indices) if position % held_out_every]
