@@ -2,6 +2,7 @@
 
     python benchmarks/mnist_morph.py --checkpoint runs/mnist-cpu/checkpoint.pt [--data ../shared/data/mnist]
     python benchmarks/mnist_morph.py --zoo mnist
+    python benchmarks/mnist_morph.py --zoo mnist-digit-2 --digits 2
 
 Prints one JSON object:
 - ``on_stroke``: the share of (digit, landmark) pairs whose landmark lies on
@@ -21,7 +22,9 @@ Prints one JSON object:
 
 Test digits: the MNIST test set (10,000) when ``--data`` or the shared data
 folder has it, else the embedded digits (which the model may have trained on;
-the output says which).
+the output says which). ``--digits`` keeps only those labels (a model of one
+digit, Appendix B.1); with a single digit there are no pairs to morph and
+``morph_endpoints`` is null.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ def main():
     parser.add_argument("--pairs", type=int, default=200)
     parser.add_argument("--ink", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--digits", type=int, nargs="+", help="score only test digits with these labels")
     args = parser.parse_args()
 
     model, config = load_model(args)
@@ -70,9 +74,10 @@ def main():
         test_source = "MNIST test set (t10k)"
     else:
         test, test_source = embedded, "embedded digits (the model may have trained on them)"
-    count = min(args.images, len(test.images))
-    images = torch.from_numpy(test.images[:count]).float()[:, None] / 255.0  # (N, 1, 28, 28)
-    labels = test.labels[:count]
+    kept = np.flatnonzero(np.isin(test.labels, args.digits)) if args.digits else np.arange(len(test.labels))
+    count = min(args.images, len(kept))
+    images = torch.from_numpy(test.images[kept[:count]]).float()[:, None] / 255.0  # (N, 1, 28, 28)
+    labels = test.labels[kept[:count]]
 
     with torch.no_grad():
         landmarks, descriptors, _ = model.encode(images)
@@ -82,8 +87,8 @@ def main():
     predict = classifier.predict
 
     generator = np.random.default_rng(args.seed)
-    hits = 0
-    for _ in range(args.pairs):
+    hits, pairs = 0, args.pairs if len(np.unique(labels)) > 1 else 0
+    for _ in range(pairs):
         first = int(generator.integers(count))
         second = int(generator.choice(np.flatnonzero(labels != labels[first])))
         sequence, _ = morph_sequence(model, images[first], images[second], count=2)
@@ -97,7 +102,8 @@ def main():
         "on_stroke_frame_fixed": round(control, 3),
         "classifier_accuracy": round(float((predict(images) == labels).mean()), 3),
         "reconstruction_accuracy": round(float((predict(reconstructions) == labels).mean()), 3),
-        "morph_endpoints": round(hits / (2 * args.pairs), 3), "pairs": args.pairs,
+        "morph_endpoints": round(hits / (2 * pairs), 3) if pairs else None, "pairs": pairs,
+        **({"digits": args.digits} if args.digits else {}),
     }))
 
 

@@ -85,6 +85,20 @@ def test_shipped_model_matches_its_card(name):
 
 
 @pytest.mark.parametrize("name", zoo.available())
+def test_training_config_is_what_the_retrain_command_builds(name):
+    from lmdis.config import build_config, parse_override
+
+    card = zoo.card(name)
+    command = shlex.split(card["retrain"])
+    steps = int(command[command.index("--steps") + 1]) if "--steps" in command else None  # else a --minutes run
+    expected = build_config(card["preset"], [parse_override(text) for text in card["overrides"]], steps)
+    found = zoo.training_config(name)
+    assert found.model == expected.model and found.loss == expected.loss
+    for field in ("steps", "batch_size", "learning_rate", "lr_decay_steps", "landmark_tps_warmup", "seed"):
+        assert getattr(found.train, field) == getattr(expected.train, field), field
+
+
+@pytest.mark.parametrize("name", zoo.available())
 def test_retrain_command_gives_a_checkpoint_of_the_same_shape(name, tmp_path):
     from lmdis import cli
 

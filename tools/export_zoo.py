@@ -27,7 +27,7 @@ from lmdis.checkpoint import load_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def measure(name: str, kind: str, folder: Path) -> dict:
+def measure(name: str, kind: str, folder: Path, digits=None) -> dict:
     model, config = zoo.load_pretrained(name, folder=folder)
     if kind == "mtfl":
         from lmdis.evaluate import Benchmark
@@ -38,7 +38,9 @@ def measure(name: str, kind: str, folder: Path) -> dict:
                 "mtfl_test_median_percent": round(report["median_percent"], 2),
                 "mean_shape_nme_percent": round(benchmark.mean_shape_report()["nme_percent"], 2),
                 "protocol": "bias-free linear regression fitted on training_clean, tested on testing (Sec. 4.2)"}
-    output = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "mnist_morph.py"), "--zoo", name],
+    command = [sys.executable, str(ROOT / "benchmarks" / "mnist_morph.py"), "--zoo", name]
+    command += ["--digits", *map(str, digits)] if digits else []
+    output = subprocess.run(command,
                             check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -55,6 +57,7 @@ def main():
     parser.add_argument("--machine", required=True)
     parser.add_argument("--retrain", required=True)
     parser.add_argument("--overrides", nargs="*", default=[], help="the --set values of the retrain command")
+    parser.add_argument("--digits", type=int, nargs="+", help="--measure mnist on these test digits only")
     parser.add_argument("--folder", default=str(zoo.ZOO_FOLDER))
     args = parser.parse_args()
 
@@ -69,7 +72,7 @@ def main():
               "metrics": {}, "retrain": args.retrain}
     folder = Path(args.folder)
     zoo.export(checkpoint, args.name, fields, folder=folder)
-    fields["metrics"] = measure(args.name, args.measure, folder)
+    fields["metrics"] = measure(args.name, args.measure, folder, args.digits)
     if args.log:
         curve = [json.loads(line) for line in Path(args.log).read_text().splitlines() if line.startswith('{"step"')]
         fields["metrics"]["curve"] = [{key: point[key] for key in ("step", "images_seen", "train_minutes",

@@ -80,6 +80,17 @@ def load_pretrained(name: str, device: str | torch.device = "cpu",
     return model.to(device).eval(), config
 
 
+def training_config(name: str, folder: str | Path = ZOO_FOLDER) -> Config:
+    """The :class:`Config` that trained ``name`` (its card's preset, overrides and steps), from its file.
+
+    ``shortened(training_config(name), steps)`` is the same schedule over
+    ``steps``: what a notebook trains when it is told to train instead of
+    loading the model.
+    """
+    weights, _ = _paths(name, Path(folder))
+    return load_zoo_file(weights)[1]
+
+
 def export(checkpoint: dict, name: str, card_fields: dict, folder: str | Path = ZOO_FOLDER) -> Path:
     """Write ``<name>.pt`` (float16 weights + config) and ``<name>.json`` from a training checkpoint.
 
