@@ -34,6 +34,10 @@ class LossConfig:
 
     lambda_recon: float = 0.01          # initial value, raised x10 at each recon_increase_steps
     recon_increase_steps: tuple[int, ...] = (100_000, 200_000)
+    # The factor of each raise, one per recon_increase_steps; () = x10 at
+    # each (Table 7). The untuned compact version raised 0.01 -> 0.1 -> 0.3,
+    # i.e. recon_increase_factors = (10, 3).
+    recon_increase_factors: tuple[float, ...] = ()
     lambda_conc: float = 100.0
     lambda_sep: float = 16.0
     sigma_sep: float = 0.06
@@ -151,6 +155,12 @@ class Config:
                                  f"model.{frame} divisible by {2**poolings}; got {side}")
         if not model.sigma_dec:
             raise ValueError("model.sigma_dec=[]: expected at least one heatmap width such as [0.03, 0.06]")
+        loss = self.loss
+        if loss.recon_increase_factors and len(loss.recon_increase_factors) != len(loss.recon_increase_steps):
+            raise ValueError(f"loss.recon_increase_factors={list(loss.recon_increase_factors)} has "
+                             f"{len(loss.recon_increase_factors)} factors for {len(loss.recon_increase_steps)} "
+                             f"raises (loss.recon_increase_steps={list(loss.recon_increase_steps)}): expected one "
+                             f"factor per raise, or [] for x10 at each")
         low, high = self.train.zoom_range
         if not 1 <= low <= high:
             raise ValueError(f"train.zoom_range={list(self.train.zoom_range)}: expected [low, high] with "
@@ -214,6 +224,7 @@ _RANGES = {
     (HourglassConfig, "widths"): _POSITIVE, (HourglassConfig, "skip_depth"): _POSITIVE,
     (HourglassConfig, "convs_per_level"): _POSITIVE, (HourglassConfig, "padding_mode"): _one_of(PADDING_MODES),
     (LossConfig, "lambda_recon"): _NON_NEGATIVE, (LossConfig, "recon_increase_steps"): _NON_NEGATIVE,
+    (LossConfig, "recon_increase_factors"): _POSITIVE,
     (LossConfig, "lambda_conc"): _NON_NEGATIVE, (LossConfig, "lambda_sep"): _NON_NEGATIVE,
     (LossConfig, "sigma_sep"): _POSITIVE, (LossConfig, "lambda_eqv"): _NON_NEGATIVE,
     (LossConfig, "sigma_color"): _POSITIVE, (LossConfig, "concentration_form"): _one_of(CONCENTRATION_FORMS),

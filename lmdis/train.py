@@ -56,9 +56,17 @@ def select_device(name: str = "auto") -> torch.device:
 
 
 def recon_weight(config: Config, step: int) -> float:
-    """lambda_recon at ``step``: the initial value times 10 per increase passed (G.3)."""
-    raised = sum(step >= boundary for boundary in config.loss.recon_increase_steps)
-    return config.loss.lambda_recon * 10**raised
+    """lambda_recon at ``step``: the initial value times the factor of each increase passed.
+
+    The factors are ``loss.recon_increase_factors``, x10 each when empty (G.3).
+    """
+    loss = config.loss
+    factors = loss.recon_increase_factors or (10.0,) * len(loss.recon_increase_steps)
+    weight = loss.lambda_recon
+    for boundary, factor in zip(loss.recon_increase_steps, factors):
+        if step >= boundary:
+            weight *= factor
+    return weight
 
 
 def term_weights(config: Config, step: int) -> dict[str, float]:

@@ -72,6 +72,22 @@ def test_schedules_follow_appendix_g3():
     assert recon_weight(config, 200_000) == pytest.approx(10.0)
 
 
+def test_recon_increase_factors_multiply_at_their_boundaries():
+    # The untuned compact version's 0.01 -> 0.1 -> 0.3: x10 at step 100, x3 at step 200.
+    config = preset("mtfl-cpu").with_overrides([("loss", "lambda_recon", 0.01),
+                                                ("loss", "recon_increase_steps", [100, 200]),
+                                                ("loss", "recon_increase_factors", [10, 3])])
+    assert [recon_weight(config, step) for step in (0, 99, 100, 199, 200, 10_000)] == pytest.approx(
+        [0.01, 0.01, 0.1, 0.1, 0.3, 0.3])
+    # No factors: x10 at each boundary, as in Table 7.
+    default = config.with_overrides([("loss", "recon_increase_factors", [])])
+    assert recon_weight(default, 200) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"recon_increase_factors=\[10.0\] has 1 factors for 2 raises"):
+        config.with_overrides([("loss", "recon_increase_factors", [10])])
+    with pytest.raises(ValueError, match="recon_increase_factors"):
+        config.with_overrides([("loss", "recon_increase_factors", [10, 0])])
+
+
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     dataset = RandomImages()
     straight = Trainer(tiny_config(), dataset, tmp_path / "straight", device="cpu", progress=False, log=lambda s: None)
