@@ -32,7 +32,7 @@ from lmdis.tps import TransformConfig
 class LossConfig:
     """Weights of Eq. (15) and the forms of Eq. (5), (17); normalised coordinates."""
 
-    lambda_recon: float = 0.01          # initial value, raised x10 at each recon_increase_steps
+    lambda_recon: float = 0.01          # initial value, raised at each recon_increase_steps
     recon_increase_steps: tuple[int, ...] = (100_000, 200_000)
     # The factor of each raise, one per recon_increase_steps; () = x10 at
     # each (Table 7). The untuned compact version raised 0.01 -> 0.1 -> 0.3,
