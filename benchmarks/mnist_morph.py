@@ -11,6 +11,10 @@ Prints one JSON object:
   the strokes" asks about);
 - ``on_stroke_frame_fixed``: the same for the control of points that never
   move (each landmark's mean position in every image);
+- ``map_mass_pixels`` and ``map_std_pixels``: per landmark, the pixels of
+  the padded frame its confidence map holds (:func:`lmdis.evaluate.map_mass`)
+  and its spread (root mean per-axis variance, Eq. 3): a blob that owns the
+  digit's box holds hundreds of pixels and spreads 10 px, a point tens and 3 px;
 - ``classifier_accuracy``: a logistic regression fitted on the 5,000
   embedded digits, on the real test digits (the ceiling of the next figure);
 - ``reconstruction_accuracy``: the same classifier on the model's
@@ -36,7 +40,7 @@ import numpy as np
 import torch
 
 from lmdis.data import MNISTDataset, open_dataset, shared_data_root
-from lmdis.evaluate import PixelClassifier, frame_fixed, on_stroke
+from lmdis.evaluate import PixelClassifier, frame_fixed, map_mass, on_stroke
 from lmdis.manipulation import morph_sequence
 
 SHARED_MNIST = (shared_data_root() or Path("/nonexistent")) / "mnist"
@@ -80,7 +84,7 @@ def main():
     labels = test.labels[kept[:count]]
 
     with torch.no_grad():
-        landmarks, descriptors, _ = model.encode(images)
+        landmarks, descriptors, detection = model.encode(images)
         reconstructions = model.decode(landmarks, descriptors)
     share, per_landmark = on_stroke(images, landmarks, args.ink)
     control, _ = on_stroke(images, frame_fixed(landmarks), args.ink)
@@ -100,6 +104,10 @@ def main():
         "on_stroke": round(share, 3),
         "on_stroke_per_landmark": [round(float(v), 3) for v in per_landmark],
         "on_stroke_frame_fixed": round(control, 3),
+        # pixels of the padded frame each landmark's map holds, and its spread
+        "map_mass_pixels": [round(float(v)) for v in map_mass(detection.maps)[:-1]],
+        "map_std_pixels": [round(float(v), 1) for v in
+                           detection.variances.mean(dim=(0, 2)).sqrt() * config.model.padded_size],
         "classifier_accuracy": round(float((predict(images) == labels).mean()), 3),
         "reconstruction_accuracy": round(float((predict(reconstructions) == labels).mean()), 3),
         "morph_endpoints": round(hits / (2 * pairs), 3) if pairs else None, "pairs": pairs,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmdis.evaluate import (content_tracking_gain, equivariance_error, landmark_metrics, nearest_annotated_points,
+from lmdis.evaluate import (content_tracking_gain, equivariance_error, landmark_metrics, map_mass, nearest_annotated_points,
                             nearest_neighbour_distance, per_axis_variance, similarity_projection, warp_tracking)
 from lmdis.tps import TransformConfig
 
@@ -119,6 +119,28 @@ def test_nearest_annotated_points_by_hand():
 
 
 # --------------------------------------------------------------------------- landmark metrics, against hand numbers
+
+def test_map_mass_against_numpy_softmax():
+    # Random logits through a channel softmax (Eq. 2); each channel's summed
+    # confidence per image, averaged over images, computed in numpy.
+    logits = np.random.default_rng(0).normal(size=(3, 4, 5, 6)) * 3
+    maps = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    expected = maps.sum(axis=(2, 3)).mean(axis=0)
+    found = map_mass(torch.from_numpy(maps))
+    np.testing.assert_allclose(found, expected, rtol=1e-6)
+    assert found.sum() == pytest.approx(5 * 6)
+
+
+def test_map_mass_of_a_blob_and_a_point():
+    # A landmark owning a 4x4 box, another owning one pixel, the background the rest of 8x8.
+    maps = torch.zeros(2, 3, 8, 8)
+    maps[:, 0, 2:6, 2:6] = 1
+    maps[:, 1, 0, 0] = 1
+    maps[:, 2] = 1 - maps[:, 0] - maps[:, 1]
+    assert map_mass(maps).tolist() == [16.0, 1.0, 47.0]
+    with pytest.raises(ValueError, match="maps must be"):
+        map_mass(maps[0])
+
 
 def test_per_axis_variance_is_the_mean():
     variances = torch.tensor([[[0.01, 0.03], [0.02, 0.02]]])

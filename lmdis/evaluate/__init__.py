@@ -26,7 +26,7 @@ from lmdis.evaluate.attributes import (PAPER_ATTRIBUTES, SVM_C_GRID, attribute_a
                                        fit_linear_svm, landmark_features)
 from lmdis.evaluate.benchmark import MIN_AGGREGATE_IMAGES, Benchmark, Discovered, detect_all
 from lmdis.evaluate.digits import PixelClassifier, frame_fixed, ink_at, on_stroke
-from lmdis.evaluate.diagnostics import (content_tracking_gain, equivariance_error, landmark_metrics,
+from lmdis.evaluate.diagnostics import (content_tracking_gain, equivariance_error, landmark_metrics, map_mass,
                                         mean_pairwise_distance, metrics_in_pixels, nearest_annotated_points,
                                         nearest_neighbour_distance, per_axis_variance, similarity_projection,
                                         warp_tracking)

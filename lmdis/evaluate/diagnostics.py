@@ -6,6 +6,10 @@
   could tell a regressor (the pose of a face, not its shape);
 - :func:`nearest_annotated_points`: for each landmark, the annotated point
   it sits closest to, and how far (are the landmarks parts?);
+- :func:`map_mass`: how many pixels' worth of confidence each channel of
+  D (Eq. 2) holds: a landmark whose map saturates over a large region (a
+  blob: its softmax near 1 inside, so Eq. 5's gradient there vanishes)
+  stands out from the point-like ones;
 - :func:`landmark_metrics`: a model on held-out images without annotations:
   per-axis variance (what Eq. 5 shrinks), nearest-neighbour distance (what
   Eq. 7 enlarges), equivariance error (Eq. 8) and reconstruction error,
@@ -22,7 +26,7 @@ import torch
 from lmdis.tps import TransformConfig, apply_transform, sample_random_transform, warp_images
 
 __all__ = ["similarity_projection", "content_tracking_gain", "warp_tracking", "nearest_annotated_points",
-           "per_axis_variance", "nearest_neighbour_distance", "mean_pairwise_distance", "equivariance_error",
+           "map_mass", "per_axis_variance", "nearest_neighbour_distance", "mean_pairwise_distance", "equivariance_error",
            "landmark_metrics", "metrics_in_pixels"]
 
 
@@ -157,6 +161,23 @@ def nearest_annotated_points(discovered: np.ndarray, annotated: np.ndarray, side
         rows.append({"landmark": k, "nearest": nearest, "mean_px": float(mean[k, nearest]),
                      "std_px": float(distance[:, k, nearest].std()), "mean_px_all": mean[k].tolist()})
     return rows
+
+
+def map_mass(maps: torch.Tensor) -> np.ndarray:
+    """Mean over images of each channel's summed confidence, in pixels: (B, K+1, H, W) -> (K+1,).
+
+    Each pixel's K+1 confidences sum to 1 (Eq. 2), so the entries sum to
+    H * W: a channel's mass is the number of pixels it would own if each
+    pixel went to one channel. A landmark concentrated on a few pixels holds
+    a few tens; a blob that owns a digit's box holds hundreds.
+
+    >>> maps = torch.zeros(1, 3, 2, 2); maps[0, 0, 0, 0] = 1; maps[0, 2] = 1 - maps[0, 0]
+    >>> map_mass(maps).tolist()
+    [1.0, 0.0, 3.0]
+    """
+    if maps.dim() != 4:
+        raise ValueError(f"maps must be (B, K+1, H, W), got {tuple(maps.shape)}")
+    return maps.detach().float().flatten(2).sum(dim=2).mean(dim=0).cpu().numpy()
 
 
 def per_axis_variance(variances: torch.Tensor) -> float:
