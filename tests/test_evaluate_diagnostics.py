@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from lmdis.evaluate import (content_tracking_gain, equivariance_error, landmark_metrics, map_mass, nearest_annotated_points,
-                            nearest_neighbour_distance, per_axis_variance, similarity_projection, warp_tracking)
+from lmdis.evaluate import (content_tracking_gain, equivariance_error, landmark_metrics, map_mass,
+                            nearest_annotated_points, nearest_neighbour_distance, per_axis_variance,
+                            similarity_projection, warp_tracking)
 from lmdis.tps import TransformConfig
 
 from test_manipulation import tiny_images, tiny_model

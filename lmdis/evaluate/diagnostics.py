@@ -8,8 +8,8 @@
   it sits closest to, and how far (are the landmarks parts?);
 - :func:`map_mass`: how many pixels' worth of confidence each channel of
   D (Eq. 2) holds: a landmark whose map saturates over a large region (a
-  blob: its softmax near 1 inside, so Eq. 5's gradient there vanishes)
-  stands out from the point-like ones;
+  blob, which Eq. 5 can shrink only from its rim) stands out from the
+  point-like ones;
 - :func:`landmark_metrics`: a model on held-out images without annotations:
   per-axis variance (what Eq. 5 shrinks), nearest-neighbour distance (what
   Eq. 7 enlarges), equivariance error (Eq. 8) and reconstruction error,
@@ -26,8 +26,8 @@ import torch
 from lmdis.tps import TransformConfig, apply_transform, sample_random_transform, warp_images
 
 __all__ = ["similarity_projection", "content_tracking_gain", "warp_tracking", "nearest_annotated_points",
-           "map_mass", "per_axis_variance", "nearest_neighbour_distance", "mean_pairwise_distance", "equivariance_error",
-           "landmark_metrics", "metrics_in_pixels"]
+           "map_mass", "per_axis_variance", "nearest_neighbour_distance", "mean_pairwise_distance",
+           "equivariance_error", "landmark_metrics", "metrics_in_pixels"]
 
 
 def similarity_projection(points: np.ndarray, template: np.ndarray) -> np.ndarray:
