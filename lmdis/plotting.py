@@ -341,6 +341,44 @@ def training_curves_figure(steps, curves: dict[str, dict], ylabels: dict[str, st
     return figure
 
 
+def time_to_quality_figure(runs: dict, floor: float | None = None, panel_inches: tuple[float, float] = (4.6, 3.3)):
+    """Test NME against training minutes (left) and against images seen (right), one line per run.
+
+    Args:
+        runs: label -> the evaluation dicts of one run (``train_minutes``,
+            ``images_seen``, ``nme_percent``, ``seconds_per_step``), e.g.
+            :func:`lmdis.evaluate.read_progress`'s ``points``. The legend gives
+            each run's range of seconds per step: minutes compare machines
+            only with it.
+        floor: the mean-shape NME (%), drawn dashed.
+    Returns:
+        the figure.
+    """
+    import matplotlib.pyplot as plt
+
+    width, height = panel_inches
+    figure, axes = plt.subplots(1, 2, figsize=(2 * width, height), sharey=True)
+    for label, points in runs.items():
+        if not points:
+            raise ValueError(f"run {label!r} has no evaluation to draw")
+        nme = [point["nme_percent"] for point in points]
+        rates = [point["seconds_per_step"] for point in points]
+        legend = f"{label} ({min(rates):.2f}-{max(rates):.2f} s/step)"
+        line, = axes[0].plot([point["train_minutes"] for point in points], nme, marker="o", markersize=3,
+                             label=legend)
+        axes[1].plot([point["images_seen"] / 1000 for point in points], nme, marker="o", markersize=3,
+                     color=line.get_color(), label=label)
+    for ax, xlabel in zip(axes, ("training minutes (evaluation excluded)", "images seen (thousands)")):
+        if floor is not None:
+            ax.axhline(floor, color="tab:red", linestyle="--", linewidth=1, label=f"mean shape ({floor:.1f} %)")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("test NME (% inter-ocular)")
+    axes[0].legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
 def save_landmark_figure(model, dataset, path: str | Path, count: int = 16) -> Path:
     """The landmarks a model finds on ``count`` evenly spaced items of ``dataset``, as a grid saved to ``path``.
 

@@ -17,11 +17,13 @@
   points, landmark metrics without annotations);
 - :mod:`~lmdis.evaluate.seeds`: runs repeated under several seeds, their
   means and spreads, and which differences exceed the spread (Table 1c and
-  Table 5 repeated).
+  Table 5 repeated);
+- :mod:`~lmdis.evaluate.progress`: the evaluation records a training run
+  prints, read back for time-to-quality curves.
 
 Every public name is importable from here: ``from lmdis.evaluate import Benchmark``.
 """
-from lmdis.evaluate import attributes, benchmark, diagnostics, digits, regression, seeds
+from lmdis.evaluate import attributes, benchmark, diagnostics, digits, progress, regression, seeds
 from lmdis.evaluate.attributes import (PAPER_ATTRIBUTES, SVM_C_GRID, attribute_accuracy, class_accuracy,
                                        fit_linear_svm, landmark_features)
 from lmdis.evaluate.benchmark import MIN_AGGREGATE_IMAGES, Benchmark, Discovered, detect_all
@@ -30,6 +32,7 @@ from lmdis.evaluate.diagnostics import (content_tracking_gain, equivariance_erro
                                         mean_pairwise_distance, metrics_in_pixels, nearest_annotated_points,
                                         nearest_neighbour_distance, per_axis_variance, similarity_projection,
                                         warp_tracking)
+from lmdis.evaluate.progress import PROGRESS_KEYS, Progress, progress_summary, read_progress
 from lmdis.evaluate.seeds import compare_to_reference, seed_summary
 from lmdis.evaluate.regression import (FEW_SHOT_SIZES, FIVE_POINT_TEMPLATE, FRONTAL_FRACTION, RegressorFit,
                                        SyntheticCase, synthetic_case, apply_regressor,
@@ -39,4 +42,4 @@ from lmdis.evaluate.regression import (FEW_SHOT_SIZES, FIVE_POINT_TEMPLATE, FRON
                                        reference_lengths, regression_report, select_points, swap_left_right)
 
 __all__ = [*regression.__all__, *attributes.__all__, *benchmark.__all__, *diagnostics.__all__,
-           *seeds.__all__, *digits.__all__]
+           *seeds.__all__, *digits.__all__, *progress.__all__]
