@@ -6,7 +6,10 @@
 Trains the preset and every ``--every`` steps prints one JSON line: for each
 term of Eq. (15) the norm of the gradient its weighted value sends to the
 detector's landmark coordinates (``lmdis.diagnostics.landmark_gradient_norms``,
-mean over 4 draws of the warp on 16 fixed training images), and the share of
+mean over 4 draws of the warp on 16 fixed training images), the part of it
+that is the same under every warp (``drift_*``: the norm of the mean
+gradient over 8 draws, ``lmdis.diagnostics.landmark_gradient_drift``; pure
+warp noise would give about 0.35 of ``drift_*_per_draw``), and the share of
 the decoder input's pixels owned by landmark channels per sigma_dec
 (``lmdis.diagnostics.decoder_coverage``). The training's own random streams
 are untouched.
@@ -20,7 +23,7 @@ import torch
 
 from lmdis.config import build_config, parse_override as _parse_override
 from lmdis.data import training_dataset
-from lmdis.diagnostics import decoder_coverage, landmark_gradient_norms
+from lmdis.diagnostics import decoder_coverage, landmark_gradient_drift, landmark_gradient_norms
 from lmdis.losses import LOSS_TERMS as TERM_NAMES
 from lmdis.train import Trainer, training_view
 
@@ -33,12 +36,14 @@ def measure(trainer: Trainer, images: torch.Tensor, draws: int = 4) -> dict:
         norms = landmark_gradient_norms(trainer.objective, images, trainer.schedule_step(), generator)
         for name, value in norms.items():
             sums[name] = sums.get(name, 0.0) + value / draws
+    drift = landmark_gradient_drift(trainer.objective, images, trainer.schedule_step(), generator, draws=8)
     with torch.no_grad():
         trainer.model.eval()
         landmarks = trainer.model.detect(training_view(images, config))
         trainer.model.train()
     coverage = decoder_coverage(landmarks, config.model.sigma_dec, config.model.image_size, config.model.heatmap_form)
     return {"step": trainer.step, **{f"grad_{name}": round(value, 4) for name, value in sums.items()},
+            **{f"drift_{name}": round(value, 4) for name, value in drift.items()},
             "coverage": {str(sigma): round(value, 3) for sigma, value in coverage.items()}}
 
 

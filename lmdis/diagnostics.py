@@ -1,10 +1,12 @@
 """What shapes the landmarks during training (not in the paper), and how they form.
 
-Two measurements of one batch, used by ``benchmarks/landmark_gradients.py``:
+Three measurements of one batch, used by ``benchmarks/landmark_gradients.py``:
 
 - :func:`landmark_gradient_norms`: the gradient that each weighted term of
   Eq. (15) sends to the detector's landmark coordinates (Eq. 3), the first
   place where the terms compete for the same numbers;
+- :func:`landmark_gradient_drift`: the part of that gradient which is the
+  same under every draw of the warp, the push that persists over steps;
 - :func:`decoder_coverage`: the share of the decoder's input pixels that the
   landmark channels own (Eq. 11-12), per sigma_dec: near 1 the heatmaps tile
   the frame, near the landmarks' own area they mark points.
@@ -22,6 +24,25 @@ import torch
 from lmdis.geometry import decoder_heatmaps, heatmap_coverage
 from lmdis.losses import LOSS_TERMS
 from lmdis.train import Trainer, term_weights
+
+
+def _term_gradients(objective, images: torch.Tensor, step: int, generator: torch.Generator,
+                    use_landmark_tps: bool) -> tuple[dict[str, list[torch.Tensor]], list[torch.Tensor]]:
+    """Gradient of every weighted term of Eq. (15), and of their sum, on [landmarks, warped landmarks, *maps]."""
+    inspect: dict = {}
+    _, terms = objective(images, step, generator, use_landmark_tps, inspect=inspect)
+    weights = term_weights(objective.config, step)
+    tensors = [inspect["landmarks"], inspect["warped_landmarks"], *inspect["maps"]]
+    totals = [torch.zeros_like(t) for t in tensors]
+    gradients: dict[str, list[torch.Tensor]] = {}
+    for term in LOSS_TERMS:
+        weighted = weights[term] * terms[term]
+        found = (torch.autograd.grad(weighted, tensors, retain_graph=True, allow_unused=True)
+                 if weighted.requires_grad else [None] * len(tensors))
+        gradients[term] = [torch.zeros_like(t) if g is None else g for g, t in zip(found, tensors)]
+        totals = [a + g for a, g in zip(totals, gradients[term])]
+    gradients["total"] = totals
+    return gradients, tensors
 
 
 def landmark_gradient_norms(objective, images: torch.Tensor, step: int, generator: torch.Generator,
@@ -46,27 +67,43 @@ def landmark_gradient_norms(objective, images: torch.Tensor, step: int, generato
         floats keyed ``recon``, ``recon_warped``, ``recon_maps``, ..., ``total``,
         ``total_warped``, ``total_maps``.
     """
-    inspect: dict = {}
-    _, terms = objective(images, step, generator, use_landmark_tps, inspect=inspect)
-    weights = term_weights(objective.config, step)
-    landmarks = [inspect["landmarks"], inspect["warped_landmarks"]]
-    tensors = landmarks + list(inspect["maps"])
-    totals = [torch.zeros_like(t) for t in tensors]
+    gradients, _ = _term_gradients(objective, images, step, generator, use_landmark_tps)
     norms: dict[str, float] = {}
-    for term in (*LOSS_TERMS, "total"):
-        if term == "total":
-            gradients = totals
-        else:
-            weighted = weights[term] * terms[term]
-            found = (torch.autograd.grad(weighted, tensors, retain_graph=True, allow_unused=True)
-                     if weighted.requires_grad else [None] * len(tensors))
-            gradients = [torch.zeros_like(t) if g is None else g for g, t in zip(found, tensors)]
-            totals = [a + g for a, g in zip(totals, gradients)]
-        norms[term] = float(gradients[0].flatten(1).norm(dim=1).mean())
-        norms[f"{term}_warped"] = float(gradients[1].flatten(1).norm(dim=1).mean())
+    for term, (original, warped, *maps) in gradients.items():
+        norms[term] = float(original.flatten(1).norm(dim=1).mean())
+        norms[f"{term}_warped"] = float(warped.flatten(1).norm(dim=1).mean())
         # One (2B, ...) tensor with the joint pass, two (B, ...) without: 2B rows either way.
-        norms[f"{term}_maps"] = float(torch.cat(gradients[2:]).flatten(1).norm(dim=1).mean())
+        norms[f"{term}_maps"] = float(torch.cat(maps).flatten(1).norm(dim=1).mean())
     return norms
+
+
+def landmark_gradient_drift(objective, images: torch.Tensor, step: int, generator: torch.Generator,
+                            draws: int = 8, use_landmark_tps: bool = False) -> dict[str, float]:
+    """How much of each term's landmark gradient is systematic: the same under every draw of the warp.
+
+    For each term t of Eq. (15) and each image, the gradient g_t of
+    lambda_t L_t on the original image's landmarks is taken under ``draws``
+    independent warps. ``{term}``: the mean over images of the norm of the
+    mean gradient over the draws, the push that persists from step to step
+    on that image; ``{term}_per_draw``: the mean over images and draws of
+    ||g_t||, what :func:`landmark_gradient_norms` reports. Their ratio is 1
+    for a gradient that no warp changes (reconstruction of the original)
+    and about 1 / sqrt(draws) for one that is pure warp noise with zero mean.
+
+    Returns:
+        floats keyed ``recon``, ``recon_per_draw``, ..., ``total_per_draw``.
+    """
+    if draws < 2:
+        raise ValueError(f"the drift needs at least 2 draws of the warp, got {draws}")
+    sums: dict[str, torch.Tensor] = {}
+    per_draw: dict[str, float] = {}
+    for _ in range(draws):
+        gradients, _ = _term_gradients(objective, images, step, generator, use_landmark_tps)
+        for term, (original, *_) in gradients.items():
+            sums[term] = sums.get(term, 0) + original.detach() / draws
+            per_draw[term] = per_draw.get(term, 0.0) + float(original.flatten(1).norm(dim=1).mean()) / draws
+    drift = {term: float(mean.flatten(1).norm(dim=1).mean()) for term, mean in sums.items()}
+    return {**drift, **{f"{term}_per_draw": value for term, value in per_draw.items()}}
 
 
 @torch.no_grad()

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lmdis.diagnostics import ConfidenceMapRecorder, decoder_coverage, landmark_gradient_norms
+from lmdis.diagnostics import (ConfidenceMapRecorder, decoder_coverage, landmark_gradient_drift,
+                               landmark_gradient_norms)
 from lmdis.train import Trainer
 
 from test_train import RandomImages, tiny_config
@@ -43,6 +44,33 @@ def test_gradient_norms_without_a_decoder_have_no_reconstruction_term(tmp_path):
     trainer = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False)
     norms = landmark_gradient_norms(trainer.objective, trainer.dataset.images[:4], 0, torch.Generator())
     assert norms["recon"] == 0.0 and norms["eqv"] > 0
+
+
+def test_gradient_drift_is_the_norm_of_the_mean_gradient_over_warps(tmp_path):
+    """Against autograd run draw by draw: the drift keeps what the warps share, the per-draw norm all of it."""
+    config = tiny_config(steps=1)
+    config.train.joint_detector_pass = False          # the originals' pass then never sees a warp
+    trainer = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False)
+    images = trainer.dataset.images[:4]
+    drift = landmark_gradient_drift(trainer.objective, images, 3, torch.Generator().manual_seed(5), draws=3)
+    generator = torch.Generator().manual_seed(5)
+    by_draw = {"recon": [], "eqv": []}
+    for _ in range(3):
+        inspect = {}
+        _, terms = trainer.objective(images, 3, generator, False, inspect=inspect)
+        for term, weight in (("recon", config.loss.lambda_recon * 10), ("eqv", config.loss.lambda_eqv)):
+            gradient, = torch.autograd.grad(weight * terms[term], inspect["landmarks"], retain_graph=True)
+            by_draw[term].append(gradient.flatten(1))
+    for term, gradients in by_draw.items():
+        mean_norm = torch.stack(gradients).mean(0).norm(dim=1).mean()
+        assert drift[term] == pytest.approx(float(mean_norm), rel=1e-4)
+        per_draw = torch.stack([g.norm(dim=1).mean() for g in gradients]).mean()
+        assert drift[f"{term}_per_draw"] == pytest.approx(float(per_draw), rel=1e-4)
+    # The reconstruction of the originals is the same under every warp; equivariance is not.
+    assert drift["recon"] == pytest.approx(drift["recon_per_draw"], rel=1e-4)
+    assert drift["eqv"] < 0.95 * drift["eqv_per_draw"]
+    with pytest.raises(ValueError, match="at least 2 draws"):
+        landmark_gradient_drift(trainer.objective, images, 3, torch.Generator(), draws=1)
 
 
 def test_decoder_coverage_per_sigma():
