@@ -3,11 +3,12 @@
 The contract scripts rely on:
 
 - ``train --preset NAME [--data PATH] --out DIR [--steps N] [--minutes M]
-  [--resume | --overwrite]`` writes ``DIR/checkpoint.pt`` and
+  [--resume | --overwrite] [--init CHECKPOINT | --init zoo:NAME]`` writes ``DIR/checkpoint.pt`` and
   ``DIR/landmarks.png``; ``--steps`` is the total step count, so with
   ``--resume`` training continues up to it; a checkpoint already in ``DIR``
   is replaced only with ``--overwrite``; ``--minutes`` runs the schedule as
-  fractions of a training-time budget;
+  fractions of a training-time budget; ``--init`` starts from another
+  model's weights (fine-tuning) with a fresh optimiser and schedule;
 - ``landmarks --checkpoint FILE --images DIR_OR_FILES --out FILE.csv`` writes
   ``path,x1,y1,...,xK,yK`` per image in that image's own pixel coordinates
   (pixel centres at integers, 0-indexed), streamed (:mod:`lmdis.inference`);
@@ -181,6 +182,26 @@ def _training_images(config, data, hold_out_every: int | None, digits: list[int]
     return Subset(dataset, digit_indices(dataset, digits, config.train.dataset))
 
 
+def _initial_weights(source: str, config: Config) -> dict:
+    """The weights ``--init`` names: a training checkpoint's file or ``zoo:NAME``; its model must be ``config.model``."""
+    if source.startswith("zoo:"):
+        from lmdis.zoo import ZOO_FOLDER, available, load_zoo_file
+
+        name = source[len("zoo:"):]
+        if name not in available():
+            raise ValueError(f"--init {source}: no zoo model {name!r}; the zoo has {', '.join(available())}")
+        state, saved = load_zoo_file(ZOO_FOLDER / f"{name}.pt")
+    else:
+        checkpoint = load_checkpoint(source)
+        state, saved = checkpoint["model"], Config.from_dict(checkpoint["config"])
+    if saved.model != config.model:
+        mine, theirs = config.model.__dict__, saved.model.__dict__
+        differing = [f"{key} {theirs[key]!r} there, {mine[key]!r} here" for key in mine if mine[key] != theirs[key]]
+        raise ValueError(f"--init {source} has another model than this run: {'; '.join(differing)}; pass the same "
+                         f"model settings (--set model.KEY=VALUE) as the weights were trained with")
+    return state
+
+
 def command_train(args) -> int:
     config = build_config(args.preset, args.set or (), args.steps)
     if args.num_workers is not None:
@@ -205,16 +226,22 @@ def command_train(args) -> int:
         if saved.model != config.model:
             raise ValueError(f"--resume: {checkpoint} was trained with another model config than preset "
                              f"{args.preset} with these --set values; use another --out or the same settings")
+    init_state = None if args.init is None else _initial_weights(args.init, config)
     _set_image_limit(args)
     dataset = _training_images(config, args.data, args.hold_out_every, args.digits)
     trainer = Trainer(config, dataset, out, device=args.device, progress=_wants_progress_bar(args.no_progress),
-                      resume=args.resume, minutes=args.minutes)
+                      resume=args.resume, minutes=args.minutes, init_state=init_state)
     if args.resume and trainer.resumed_from is None:
-        print(f"no checkpoint in {out}; starting from step 0", flush=True)
+        print(f"no checkpoint in {out}; starting from step 0" + (f" with the weights of {args.init}" if args.init
+                                                                   else ""), flush=True)
+    elif args.init is not None and trainer.resumed_from is not None:
+        print(f"resumed {checkpoint} at step {trainer.resumed_from}: --init {args.init} applies only to a new run",
+              flush=True)
     trainer.fit()
     if trainer.rank == 0:
         figure = save_landmark_figure(trainer.model, dataset, out / "landmarks.png")
         print(json.dumps({"checkpoint": str(trainer.checkpoint_path), "figure": str(figure), "step": trainer.step,
+                          "init": args.init,
                           "final": trainer.history[-1] if trainer.history else None}))
     return 0
 
@@ -298,6 +325,9 @@ def parser() -> argparse.ArgumentParser:
     existing.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     existing.add_argument("--overwrite", action="store_true",
                           help="start again and replace OUT/checkpoint.pt (refused without this or --resume)")
+    train.add_argument("--init", metavar="CHECKPOINT",
+                       help="start from these weights (a checkpoint.pt, or zoo:NAME for a model of lmdis.zoo) with a "
+                            "fresh optimiser and schedule: fine-tuning, e.g. a CelebA model on AFLW (Sec. 4.1)")
     train.add_argument("--minutes", type=_positive_minutes,
                        help="training-time budget: the preset's schedule (LR steps, lambda_recon raises, "
                             "landmark-TPS warm-up) runs as fractions of it, and training stops when it is spent")

@@ -314,6 +314,10 @@ class Trainer:
             a slower machine still reaches every decay; training ends when
             the budget or ``train.steps`` is used up. The seconds spent are
             checkpointed, so a resumed run continues the same schedule.
+        init_state: model weights to start from (fine-tuning, e.g. App. E.2's
+            CelebA model on AFLW): loaded at step 0 with a fresh optimiser
+            and schedule; a run resumed from ``out_dir`` keeps its own.
+            The state must fit ``config.model`` (errors name the tensors).
 
     Callbacks: ``add_callback("on_step_end", fn)`` with ``fn(trainer, terms)``
     where ``terms`` maps loss names to floats; ``"on_checkpoint"`` with
@@ -322,7 +326,7 @@ class Trainer:
 
     def __init__(self, config: Config, dataset: Dataset, out_dir: str | Path, device: str = "auto",
                  progress: bool = True, resume: bool = False, log: Callable[[str], None] = log_line,
-                 minutes: float | None = None):
+                 minutes: float | None = None, init_state: dict | None = None):
         self.config = config.validate()
         self.dataset = dataset
         self.out_dir = Path(out_dir)
@@ -363,6 +367,8 @@ class Trainer:
         self.saved_step: int | None = None  # the step of the checkpoint on disk written or resumed by this trainer
         if resume and self.checkpoint_path.exists():
             self._restore(load_checkpoint(self.checkpoint_path, map_location=self.device))
+        if init_state is not None and self.resumed_from is None:
+            load_weights(self.model, init_state, "the initial weights (init_state)")
 
     def add_callback(self, event: str, function: Callable) -> None:
         if event not in ("on_step_end", "on_checkpoint"):
