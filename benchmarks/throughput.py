@@ -1,13 +1,15 @@
 """Training throughput, FLOPs per image, fraction of dense-conv peak, peak memory.
 
-    python benchmarks/throughput.py [--presets celeba-10 mtfl-cpu mnist-cpu] [--steps 5] [--device auto]
+    python benchmarks/throughput.py [--presets celeba-10 mtfl-cpu mnist-cpu] [--steps 5] [--device auto] [--profile]
 
 For each preset: one training step's FLOPs per image (forward + backward of
 Eq. 15, counted by torch.utils.flop_counter), training images/s on random
 images, and that speed as a fraction of this machine's dense-convolution
 throughput, measured in the same run (a 64-channel 3x3 convolution forward +
 backward at the preset's padded size). Peak memory: CUDA allocator peak, or
-the process's maximum resident set on CPU.
+the process's maximum resident set on CPU. ``--profile`` adds the share of
+the step's self time spent in convolutions (forward and backward) and the
+five costliest operators, from torch.profiler over ``--steps`` steps.
 """
 from __future__ import annotations
 
@@ -45,7 +47,29 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def measure(name: str, steps: int, device) -> dict:
+CONVOLUTION_OPERATORS = ("aten::convolution_backward", "aten::mkldnn_convolution", "aten::_slow_conv2d_forward",
+                         "aten::_slow_conv2d_backward", "aten::cudnn_convolution", "aten::thnn_conv2d")
+
+
+def operator_shares(step, steps: int, device, top: int = 5) -> dict:
+    """Share of the self time of ``steps`` calls of ``step`` per operator: convolutions together, then the top few."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        for _ in range(steps):
+            step()
+        _sync(device)
+    attribute = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    times = {event.key: getattr(event, attribute) for event in profiler.key_averages()}
+    total = sum(times.values())
+    convolution = sum(value for key, value in times.items() if key in CONVOLUTION_OPERATORS)
+    ranked = sorted(times.items(), key=lambda item: -item[1])[:top]
+    return {"convolution_share": round(convolution / total, 3),
+            "top_operators": {key: round(value / total, 3) for key, value in ranked}}
+
+
+def measure(name: str, steps: int, device, profile: bool = False) -> dict:
     config = preset(name)
     model = LandmarkAutoencoder(config.model).to(device).train()
     objective = LandmarkObjective(model, config)
@@ -76,6 +100,7 @@ def measure(name: str, steps: int, device) -> dict:
         peak_memory = torch.cuda.max_memory_allocated(device) / 2**20
     else:
         peak_memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    shares = operator_shares(step, steps, device) if profile else {}
     return {
         "preset": name,
         "image": f"{config.model.image_size}->{config.model.padded_size}",
@@ -89,6 +114,7 @@ def measure(name: str, steps: int, device) -> dict:
         "dense_conv_GFLOP_s": round(peak_conv, 1),
         "fraction_of_conv_peak": round(achieved / peak_conv, 3),
         "peak_memory_MiB": round(peak_memory),
+        **shares,
     }
 
 
@@ -97,11 +123,12 @@ def main():
     parser.add_argument("--presets", nargs="+", default=["celeba-10", "mtfl-cpu", "mnist-cpu"])
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--profile", action="store_true", help="add per-operator shares of the step time")
     args = parser.parse_args()
     device = select_device(args.device)
     print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     for name in args.presets:
-        print(json.dumps(measure(name, args.steps, device)), flush=True)
+        print(json.dumps(measure(name, args.steps, device, args.profile)), flush=True)
 
 
 if __name__ == "__main__":
