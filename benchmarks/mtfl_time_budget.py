@@ -50,7 +50,8 @@ def main():
                       minutes=None if args.steps is not None else (60 if args.minutes is None else args.minutes))
     while not trainer.budget_spent() and trainer.step < config.train.steps:
         steps_before, seconds_before = trainer.step, trainer.train_seconds
-        trainer.fit(min(trainer.step + args.eval_every, config.train.steps))
+        # The next multiple of --eval-every, so a resumed run reports at the same steps as an unbroken one.
+        trainer.fit(min((trainer.step // args.eval_every + 1) * args.eval_every, config.train.steps))
         report = benchmark.report(trainer.model, trainer.device)
         seconds_per_step = (trainer.train_seconds - seconds_before) / max(trainer.step - steps_before, 1)
         print(json.dumps({"step": trainer.step, "images_seen": trainer.step * config.train.batch_size,
