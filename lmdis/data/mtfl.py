@@ -26,7 +26,12 @@ from lmdis.data.protocol import Protocol
 
 __all__ = ["SPLITS", "IMAGE_SIZE", "POINT_NAMES", "INTEROCULAR", "PROTOCOL", "MTFLDataset", "open_split"]
 
-SPLITS = ("training", "training_clean", "testing")
+SPLITS = ("training", "training_clean", "testing", "all")
+# "all" is every listed face, training.txt then testing.txt: for unsupervised
+# training on the test faces' domain (the AFLW crops, whose faces are 1.5x
+# larger than the training crops'). Training never reads the annotations; the
+# regressor is still fitted on training_clean and scored on testing.
+_SPLIT_LISTS = {"all": ("training", "testing")}
 IMAGE_SIZE = 80  # the list files give pixel coordinates in these 80x80 crops
 POINT_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 INTEROCULAR = (0, 1)  # indices of the two eyes: the error normaliser of Sec. 4.2
@@ -66,7 +71,8 @@ class MTFLDataset(ImageDataset):
             (``AFLW/``, ``lfw_5590/``, ``net_7876/``).
         split: one of ``SPLITS``. ``training_clean`` is ``training``
             without the misaligned net_7876 entries; the protocol (Sec. 4.2)
-            fits the regressor on it and tests on ``testing``.
+            fits the regressor on it and tests on ``testing``. ``all`` is
+            ``training`` followed by ``testing`` (read from both list files).
         image_size: S; 80 keeps the crops as they are.
         channels: 3 or 1.
     Raises:
@@ -77,11 +83,17 @@ class MTFLDataset(ImageDataset):
     def __init__(self, root: str | os.PathLike, split: str, image_size: int = IMAGE_SIZE, channels: int = 3):
         super().__init__(image_size, channels, split, SPLITS, "MTFL")
         self.root = Path(root)
-        list_path = self.root / f"{split}.txt"
-        if not list_path.is_file():
-            raise FileNotFoundError(f"MTFL list file not found: {list_path}; the root should contain "
-                                    f"{', '.join(s + '.txt' for s in SPLITS)} and the image folders they list")
-        relatives, self._landmarks = _read_mtfl_list(list_path)
+        relatives, landmarks = [], []
+        for name in _SPLIT_LISTS.get(split, (split,)):
+            list_path = self.root / f"{name}.txt"
+            if not list_path.is_file():
+                raise FileNotFoundError(f"MTFL list file not found: {list_path}; the root should contain "
+                                        f"{', '.join(s + '.txt' for s in SPLITS if s not in _SPLIT_LISTS)} "
+                                        f"and the image folders they list")
+            paths, points = _read_mtfl_list(list_path)
+            relatives += paths
+            landmarks.append(points)
+        self._landmarks = np.concatenate(landmarks)
         self.paths = [str(self.root / relative) for relative in relatives]
 
     def __len__(self) -> int:
