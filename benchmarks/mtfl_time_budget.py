@@ -52,7 +52,7 @@ def main():
         steps_before, seconds_before = trainer.step, trainer.train_seconds
         # The next multiple of --eval-every, so a resumed run reports at the same steps as an unbroken one.
         trainer.fit(min((trainer.step // args.eval_every + 1) * args.eval_every, config.train.steps))
-        report = benchmark.report(trainer.model, trainer.device)
+        report = benchmark.report(trainer.evaluation_model, trainer.device)
         seconds_per_step = (trainer.train_seconds - seconds_before) / max(trainer.step - steps_before, 1)
         print(json.dumps({"step": trainer.step, "images_seen": trainer.step * config.train.batch_size,
                           "train_minutes": round(trainer.train_seconds / 60, 2),

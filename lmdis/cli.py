@@ -239,7 +239,7 @@ def command_train(args) -> int:
               flush=True)
     trainer.fit()
     if trainer.rank == 0:
-        figure = save_landmark_figure(trainer.model, dataset, out / "landmarks.png")
+        figure = save_landmark_figure(trainer.evaluation_model, dataset, out / "landmarks.png")
         print(json.dumps({"checkpoint": str(trainer.checkpoint_path), "figure": str(figure), "step": trainer.step,
                           "init": args.init,
                           "final": trainer.history[-1] if trainer.history else None}))

@@ -17,6 +17,7 @@ channels_last, DataLoader workers, and several processes through
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -214,6 +215,46 @@ class LandmarkObjective(nn.Module):
         return total, terms
 
 
+class WeightAverage:
+    """An exponential moving average of a model's parameters (Polyak averaging; not in the paper).
+
+    After every optimiser step ``average <- d average + (1 - d) weights`` with
+    ``d = min(decay, (1 + t) / (10 + t))`` at update ``t`` (counted from 0), so
+    the first updates are not held at the initial weights. Buffers (batch-norm
+    statistics) are not averaged: :meth:`Trainer.save` recomputes them for the
+    averaged weights (G.3). The equivariance gradient is mostly warp noise
+    (``docs/full_model.md``), which the average smooths out of the weights.
+
+    >>> model = nn.Linear(1, 1, bias=False)
+    >>> _ = nn.init.zeros_(model.weight)
+    >>> average = WeightAverage(model, decay=0.5)
+    >>> _ = nn.init.ones_(model.weight)
+    >>> average.update(model)                 # d = 1 / 10: 0.1 x 0 + 0.9 x 1
+    >>> round(average.model.weight.item(), 4)
+    0.9
+    >>> average.update(model)                 # d = 2 / 11: (2 / 11) 0.9 + (9 / 11) 1
+    >>> round(average.model.weight.item(), 4)
+    0.9818
+    """
+
+    def __init__(self, model: nn.Module, decay: float):
+        if not 0 < decay < 1:
+            raise ValueError(f"the weight average's decay must be in (0, 1), got {decay}")
+        self.decay = decay
+        self.model = copy.deepcopy(model).requires_grad_(False)
+        self.updates = 0
+
+    def current_decay(self) -> float:
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        keep = self.current_decay()
+        for average, weight in zip(self.model.parameters(), model.parameters()):
+            average.lerp_(weight.detach(), 1 - keep)
+        self.updates += 1
+
+
 class StepBatchSampler(Sampler):
     """Index batches for steps ``start_step, start_step + 1, ...`` (endless).
 
@@ -365,10 +406,24 @@ class Trainer:
         self.callbacks: dict[str, list[Callable]] = defaultdict(list)
         self.resumed_from: int | None = None
         self.saved_step: int | None = None  # the step of the checkpoint on disk written or resumed by this trainer
+        checkpoint = None
         if resume and self.checkpoint_path.exists():
-            self._restore(load_checkpoint(self.checkpoint_path, map_location=self.device))
+            checkpoint = load_checkpoint(self.checkpoint_path, map_location=self.device)
+            self._restore(checkpoint)
         if init_state is not None and self.resumed_from is None:
             load_weights(self.model, init_state, "the initial weights (init_state)")
+        self.average = None
+        if config.train.weight_average > 0:
+            self.average = WeightAverage(self.model, config.train.weight_average)
+            if checkpoint is not None and "training_model" in checkpoint:
+                load_weights(self.average.model, checkpoint["model"], self.checkpoint_path)
+                self.average.updates = int(checkpoint["average_updates"])
+
+    @property
+    def evaluation_model(self) -> nn.Module:
+        """The model that checkpoints hold and evaluation uses: the weight average
+        (``train.weight_average``) when there is one, else the trained model itself."""
+        return self.model if self.average is None else self.average.model
 
     def add_callback(self, event: str, function: Callable) -> None:
         if event not in ("on_step_end", "on_checkpoint"):
@@ -377,9 +432,14 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------
     def state(self) -> dict:
-        """The checkpoint: a plain dict loadable with ``torch.load(weights_only=True)``."""
+        """The checkpoint: a plain dict loadable with ``torch.load(weights_only=True)``.
+
+        ``model`` is :attr:`evaluation_model`'s state, what every reader of a
+        checkpoint loads; with a weight average the trained weights are
+        ``training_model`` (and ``average_updates``), for an exact resume.
+        """
         payload = {
-            "model": self.model.state_dict(),
+            "model": self.evaluation_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "config": self.config.to_dict(),
@@ -390,6 +450,9 @@ class Trainer:
             "train_seconds": self.train_seconds,
             "budget_seconds": self.budget_seconds,
         }
+        if self.average is not None:
+            payload["training_model"] = self.model.state_dict()
+            payload["average_updates"] = self.average.updates
         if torch.cuda.is_available():
             payload["cuda_rng"] = torch.cuda.get_rng_state_all()
         return payload
@@ -399,7 +462,7 @@ class Trainer:
         if saved.model != self.config.model:
             raise ValueError(f"checkpoint {self.checkpoint_path} was trained with another model config; "
                              f"use a new --out folder or the same preset")
-        load_weights(self.model, checkpoint["model"], self.checkpoint_path)
+        load_weights(self.model, checkpoint.get("training_model", checkpoint["model"]), self.checkpoint_path)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         if checkpoint.get("scaler"):
             self.scaler.load_state_dict(checkpoint["scaler"])
@@ -424,7 +487,7 @@ class Trainer:
         return f"no checkpoint was written to {self.out_dir}"
 
     def save(self) -> Path:
-        """Recompute BN statistics (G.3), then write ``checkpoint.pt`` atomically (rank 0).
+        """Recompute BN statistics of :attr:`evaluation_model` (G.3), then write ``checkpoint.pt`` atomically (rank 0).
 
         Raises:
             FloatingPointError: a weight, batch-norm statistic or optimiser
@@ -432,13 +495,14 @@ class Trainer:
                 written and the previous checkpoint stays as it was.
         """
         train = self.config.train
-        recompute_batch_norm(self.model, self.dataset, train.bn_recompute_images, train.batch_size,
+        recompute_batch_norm(self.evaluation_model, self.dataset, train.bn_recompute_images, train.batch_size,
                              seed=train.seed + self.step, device=self.device,
                              view=lambda batch: training_view(batch, self.config),
                              detector_only=not self.config.trains_decoder)
         state = self.state()
-        for part, what in (("model", "the model"), ("optimizer", "the optimiser state")):
-            found = non_finite_tensor(state[part])
+        for part, what in (("model", "the model"), ("training_model", "the trained weights"),
+                           ("optimizer", "the optimiser state")):
+            found = non_finite_tensor(state[part]) if part in state else None
             if found is not None:
                 raise FloatingPointError(f"training diverged by step {self.step}: {what} is not finite ({found}); "
                                          f"it was not saved, and {self._kept_checkpoint()}")
@@ -498,6 +562,8 @@ class Trainer:
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update(self.model)
         self.step += 1
         values["lr"] = learning_rate(config, schedule)
         values["landmark_tps"] = float(use_landmark_tps)
@@ -579,6 +645,8 @@ def train_or_load(config: Config, dataset: Dataset, tag: str, root: str | Path =
     Returns:
         the :class:`~lmdis.train.Trainer`, its model in eval mode;
         ``trainer.resumed_from == config.train.steps`` tells that it was loaded.
+        With ``train.weight_average`` the returned ``trainer.model`` holds the
+        averaged weights (:attr:`Trainer.evaluation_model`), the finished model.
     Raises:
         ValueError: ``out_dir`` holds a checkpoint of another config.
     """
@@ -599,6 +667,8 @@ def train_or_load(config: Config, dataset: Dataset, tag: str, root: str | Path =
         log(f"loaded {checkpoint_path} (step {trainer.step}); no training needed")
     else:
         trainer.fit()
+    if trainer.average is not None:
+        trainer.model.load_state_dict(trainer.average.model.state_dict())
     trainer.model.eval()
     return trainer
 

@@ -88,8 +88,16 @@ def test_recon_increase_factors_multiply_at_their_boundaries():
         config.with_overrides([("loss", "recon_increase_factors", [10, 0])])
 
 
-def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
+def averaged_config(weight_average):
+    config = tiny_config()
+    config.train.weight_average = weight_average
+    return config
+
+
+@pytest.mark.parametrize("weight_average", [0.0, 0.9])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, weight_average):
     dataset = RandomImages()
+    tiny_config = lambda: averaged_config(weight_average)  # noqa: E731 (the test body reads one name)
     straight = Trainer(tiny_config(), dataset, tmp_path / "straight", device="cpu", progress=False, log=lambda s: None)
     straight.fit()
 
@@ -112,12 +120,46 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
     assert resumed.step == 3
     resumed.fit()
     assert any("resumed" in message and "step 3" in message for message in messages)
-    expected, actual = parameters_of(straight.model), parameters_of(resumed.model)
-    assert expected.keys() == actual.keys()
-    for name in expected:
-        assert torch.equal(expected[name], actual[name]), name
+    for models in ((straight.model, resumed.model), (straight.evaluation_model, resumed.evaluation_model)):
+        expected, actual = parameters_of(models[0]), parameters_of(models[1])
+        assert expected.keys() == actual.keys()
+        for name in expected:
+            assert torch.equal(expected[name], actual[name]), name
     # The run used landmark control points after the warm-up at least once.
     assert any(entry.get("landmark_tps", 0) > 0 for entry in straight.history)
+
+
+def test_weight_average_is_the_checkpointed_model(tmp_path):
+    """The EMA recomputed by hand from the weights after each step; the checkpoint's model is the average."""
+    config = averaged_config(0.8)
+    trainer = Trainer(config, RandomImages(), tmp_path, device="cpu", progress=False, log=lambda s: None)
+    by_hand = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    count = [0]
+
+    def follow(trainer, values):
+        keep = min(0.8, (1 + count[0]) / (10 + count[0]))
+        for name, weight in trainer.model.named_parameters():
+            by_hand[name] = keep * by_hand[name] + (1 - keep) * weight.detach()
+        count[0] += 1
+
+    trainer.add_callback("on_step_end", follow)
+    trainer.fit()
+    averaged = dict(trainer.evaluation_model.named_parameters())
+    for name, expected in by_hand.items():
+        torch.testing.assert_close(averaged[name], expected, rtol=1e-5, atol=1e-6)
+        assert not torch.equal(averaged[name], dict(trainer.model.named_parameters())[name]), name
+    checkpoint = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert checkpoint["average_updates"] == config.train.steps
+    for name, expected in by_hand.items():
+        torch.testing.assert_close(checkpoint["model"][name], expected, rtol=1e-5, atol=1e-6)
+        assert torch.equal(checkpoint["training_model"][name], dict(trainer.model.named_parameters())[name])
+    # Readers of a checkpoint get the average, with batch-norm statistics recomputed for it.
+    model, _ = model_from_checkpoint(tmp_path / "checkpoint.pt")
+    for name, expected in by_hand.items():
+        torch.testing.assert_close(model.state_dict()[name], expected, rtol=1e-5, atol=1e-6)
+    running = [key for key in checkpoint["model"] if key.endswith("running_mean")]
+    # (the average never runs forward in training: without the recompute its statistics would be the initial zeros)
+    assert running and all(checkpoint["model"][key].abs().sum() > 0 for key in running)
 
 
 def test_nan_loss_raises_and_keeps_checkpoint(tmp_path):
