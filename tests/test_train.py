@@ -525,6 +525,18 @@ def test_train_or_load_trains_once_then_loads(tmp_path):
     assert optimiser_steps == {4}, "Adam's step counts stay those of the first run"
 
 
+def test_train_or_load_returns_the_weight_average(tmp_path):
+    config, data = cached_run_config(), RandomImages(count=16)
+    config.train.weight_average = 0.9
+    for _ in range(2):   # trained, then loaded
+        trainer = train_or_load(config, data, tag="tiny", root=tmp_path, device="cpu", log=lambda line: None)
+        saved = load_checkpoint(trainer.checkpoint_path)
+        for name, value in trainer.model.state_dict().items():
+            assert torch.equal(value, saved["model"][name]), name
+        assert any(not torch.equal(saved["model"][name], saved["training_model"][name])
+                   for name, _ in trainer.model.named_parameters())
+
+
 def test_train_or_load_keeps_configs_and_tags_apart(tmp_path):
     config = cached_run_config()
     other_steps, other_sep = cached_run_config(steps=2), ablation(cached_run_config(), without="sep")
