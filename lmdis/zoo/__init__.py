@@ -13,7 +13,7 @@ retrains it.
     True
     >>> model, config = load_pretrained("faces")
     >>> config.model.num_landmarks
-    10
+    30
 """
 from __future__ import annotations
 
