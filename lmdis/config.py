@@ -81,6 +81,10 @@ class TrainConfig:
     checkpoint_every: int = 500
     seed: int = 0
     joint_detector_pass: bool = True    # originals and warped copies as one 2B batch (authors' code)
+    # Images of each batch that the descriptor and decoder reconstruct for
+    # Eq. (17); 0 = all of them (the paper). Fewer cut the cost of a full
+    # step; the detector still sees the whole batch (LandmarkObjective).
+    recon_batch_size: int = 0
     num_workers: int = 0
     amp: bool = False
     channels_last: bool = False
@@ -165,6 +169,9 @@ class Config:
                              f"{len(loss.recon_increase_factors)} factors for {len(loss.recon_increase_steps)} "
                              f"raises (loss.recon_increase_steps={list(loss.recon_increase_steps)}): expected one "
                              f"factor per raise, or [] for x10 at each")
+        if self.train.recon_batch_size > self.train.batch_size:
+            raise ValueError(f"train.recon_batch_size={self.train.recon_batch_size} exceeds train.batch_size="
+                             f"{self.train.batch_size}: expected at most the batch, or 0 for all of it")
         low, high = self.train.zoom_range
         if not 1 <= low <= high:
             raise ValueError(f"train.zoom_range={list(self.train.zoom_range)}: expected [low, high] with "
@@ -246,7 +253,7 @@ _RANGES = {
     (TrainConfig, "log_every"): _POSITIVE, (TrainConfig, "checkpoint_every"): _POSITIVE,
     # Seeds are multiplied by primes and added to epochs inside 64-bit generators.
     (TrainConfig, "seed"): ((lambda value: 0 <= value < 2**32), "{a} in [0, 2**32)"),
-    (TrainConfig, "num_workers"): _NON_NEGATIVE,
+    (TrainConfig, "num_workers"): _NON_NEGATIVE, (TrainConfig, "recon_batch_size"): _NON_NEGATIVE,
     (TrainConfig, "weight_average"): ((lambda value: 0 <= value < 1), "{a} in [0, 1)"),
 }
 

@@ -132,7 +132,8 @@ class LandmarkObjective(nn.Module):
 
     The detector sees the edge-padded images and their random-TPS-warped
     copies (Eq. 8); concentration and separation use both, reconstruction
-    the originals only (as the authors do). With ``train.joint_detector_pass``
+    the originals only (as the authors do), all of them or the first
+    ``train.recon_batch_size``. With ``train.joint_detector_pass``
     (default) the originals and the warped copies go through the detector as
     one 2B batch, as in the authors' code, so batch norm normalises both with
     the same statistics; with it off they are two passes (two sets of batch
@@ -205,6 +206,13 @@ class LandmarkObjective(nn.Module):
             # gradient, so they are not run at all (the detector alone).
             terms["recon"] = images.new_zeros(())
         else:
+            # Eq. (17) on the first recon_batch_size originals (all with 0):
+            # a mean over fewer images, the same expectation.
+            count = config.train.recon_batch_size or batch
+            if count < batch:
+                images = images[:count]
+                detection = Detection(detection.maps[:count], detection.landmarks[:count],
+                                      detection.variances[:count])
             encoding = model.encode(images, detection)
             if inspect is not None:
                 inspect.update(decoder_landmarks=encoding.landmarks)

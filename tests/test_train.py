@@ -413,6 +413,40 @@ def test_joint_detector_pass_is_the_two_passes_with_shared_statistics(tmp_path):
     assert batches == [8]
 
 
+def test_recon_batch_size_reconstructs_the_first_images_only(tmp_path):
+    """train.recon_batch_size = 2 of 4: Eq. (17) is 0.5 ||I - I~||^2 averaged
+    over the first two originals (numpy, from the model's own forward pass in
+    eval mode), the detector's terms are those of the whole batch, and in
+    training mode the decoder's batch norm sees two images."""
+    config = tiny_config(steps=1)
+    config.loss.reconstruction_form = "released"
+    trainer = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False)
+    images = trainer.dataset.images[:4]
+    trainer.model.eval()
+    terms = {}
+    for count in (0, 2):
+        config.train.recon_batch_size = count
+        _, terms[count] = trainer.objective(images, 0, torch.Generator().manual_seed(5), False)
+    with torch.no_grad():
+        drawn = trainer.model(images).double().numpy()
+    originals = images.double().numpy()
+    per_image = 0.5 * ((originals - drawn) ** 2).reshape(4, -1).sum(axis=1)
+    assert terms[2]["recon"].item() == pytest.approx(per_image[:2].mean(), rel=1e-5)
+    assert terms[0]["recon"].item() == pytest.approx(per_image.mean(), rel=1e-5)
+    assert abs(per_image[:2].mean() - per_image.mean()) > 1e-4          # the two are told apart
+    for name in ("conc", "sep", "eqv"):
+        torch.testing.assert_close(terms[2][name], terms[0][name])
+    trainer.model.train()
+    norm = next(m for m in trainer.model.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    batches = []
+    norm.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    trainer.objective(images, 0, torch.Generator().manual_seed(5), False)
+    assert batches == [2]
+    config.train.recon_batch_size = 5
+    with pytest.raises(ValueError, match="train.recon_batch_size=5 exceeds train.batch_size=4"):
+        config.validate()
+
+
 def test_time_budget_runs_the_schedule_as_fractions_of_the_budget(tmp_path):
     config = tiny_config(steps=100)
     config.train.lr_decay_steps = (80,)
