@@ -504,7 +504,9 @@ def _cpu_presets() -> dict[str, Config]:
     # landmark control points from 13 % of the run; contrast x U(0.5, 1.5),
     # brightness +-0.125. Checkpoints hold an exponential moving average of the
     # weights (decay 0.998): 1.6-1.9 points better at 30k images on the same
-    # run. docs/full_model.md has the measurements.
+    # run. Eq. (17) on 2 of the 8 originals (train.recon_batch_size): a step
+    # costs 0.24-0.25 s instead of 0.45-0.50, and the hour ends at 14-15 %
+    # instead of 16.6-16.8 % (two seeds). docs/full_model.md has the measurements.
     mtfl.model = ModelConfig(num_landmarks=30, image_size=48, padded_size=48,
                              detector=HourglassConfig([32, 48, 48, 48], skip_depth=1),
                              descriptor=HourglassConfig([16, 32, 32, 32], skip_depth=1),
@@ -515,7 +517,7 @@ def _cpu_presets() -> dict[str, Config]:
                              lr_decay_steps=(12_000,), landmark_tps_warmup=2_000,
                              brightness_jitter=0.125, contrast_jitter=0.5,
                              bn_recompute_images=2048, log_every=100, checkpoint_every=500,
-                             weight_average=0.998)
+                             weight_average=0.998, recon_batch_size=2)
     mtfl.transform = TransformConfig(grid_size=5, grid_offset_std=0.05, landmark_offset_std=0.025)
     mtfl.loss.lambda_recon = 0.01
     mtfl.loss.reconstruction_form = "released"
@@ -525,9 +527,9 @@ def _cpu_presets() -> dict[str, Config]:
     mtfl.loss.recon_increase_steps = (4_500,)
 
     # Table 1c's "w/o L_recon" on the same detector, everything else as
-    # mtfl-cpu: without the descriptor and decoder a step costs about 0.4 of
-    # the full model's, so 36,000 steps fill the hour on 2 cores; LR x0.1 for
-    # the last fifth. docs/full_model.md compares the two.
+    # mtfl-cpu: without the descriptor and decoder a step costs about 0.8 of
+    # the full model's (0.20 against 0.25 s on 1 thread), so 36,000 steps
+    # fill the hour on 2 cores; LR x0.1 for the last fifth. docs/full_model.md compares the two.
     no_recon = copy.deepcopy(mtfl)
     no_recon.name = "mtfl-cpu-no-recon"
     no_recon.loss.lambda_recon = 0.0
