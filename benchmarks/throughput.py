@@ -1,6 +1,7 @@
 """Training throughput, FLOPs per image, fraction of dense-conv peak, peak memory.
 
     python benchmarks/throughput.py [--presets celeba-10 mtfl-cpu mnist-cpu] [--steps 5] [--device auto] [--profile]
+                                    [--set section.key=value ...]
 
 For each preset: one training step's FLOPs per image (forward + backward of
 Eq. 15, counted by torch.utils.flop_counter), training images/s on random
@@ -10,6 +11,8 @@ backward at the preset's padded size). Peak memory: CUDA allocator peak, or
 the process's maximum resident set on CPU. ``--profile`` (CPU only) adds the share of
 the step's self time spent in convolutions (forward and backward) and the
 five costliest operators, from torch.profiler over ``--steps`` steps.
+``--set`` changes a setting of every listed preset (e.g.
+``train.recon_batch_size=0`` to time Eq. 17 on the whole batch).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from lmdis.config import preset
+from lmdis.config import build_config, parse_override
 from lmdis.model import LandmarkAutoencoder
 from lmdis.train import LandmarkObjective, select_device
 
@@ -69,8 +72,8 @@ def operator_shares(step, steps: int, top: int = 5) -> dict:
             "top_operators": {key: round(value / total, 3) for key, value in ranked}}
 
 
-def measure(name: str, steps: int, device, profile: bool = False) -> dict:
-    config = preset(name)
+def measure(name: str, steps: int, device, profile: bool = False, overrides=()) -> dict:
+    config = build_config(name, overrides)
     model = LandmarkAutoencoder(config.model).to(device).train()
     objective = LandmarkObjective(model, config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -103,6 +106,7 @@ def measure(name: str, steps: int, device, profile: bool = False) -> dict:
     shares = operator_shares(step, steps) if profile else {}
     return {
         "preset": name,
+        "overrides": [f"{section}.{key}={value}" for section, key, value in overrides],
         "image": f"{config.model.image_size}->{config.model.padded_size}",
         "K": config.model.num_landmarks,
         "parameters_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
@@ -124,13 +128,19 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--profile", action="store_true", help="add per-operator shares of the step time")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a setting of every listed preset (repeatable)")
     args = parser.parse_args()
+    try:
+        overrides = [parse_override(text) for text in args.set]
+    except ValueError as error:
+        parser.error(str(error))
     device = select_device(args.device)
     if args.profile and device.type != "cpu":
         parser.error(f"--profile measures CPU operator time; the device is {device} (run it with --device cpu)")
     print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     for name in args.presets:
-        print(json.dumps(measure(name, args.steps, device, args.profile)), flush=True)
+        print(json.dumps(measure(name, args.steps, device, args.profile, overrides)), flush=True)
 
 
 if __name__ == "__main__":
