@@ -505,8 +505,9 @@ def _cpu_presets() -> dict[str, Config]:
     # brightness +-0.125. Checkpoints hold an exponential moving average of the
     # weights (decay 0.998): 1.6-1.9 points better at 30k images on the same
     # run. Eq. (17) on 2 of the 8 originals (train.recon_batch_size): a step
-    # costs 0.24-0.25 s instead of 0.45-0.50, and the hour ends at 14-15 %
-    # instead of 16.6-16.8 % (two seeds). docs/full_model.md has the measurements.
+    # costs 0.23-0.25 s instead of 0.46-0.50 in training, and the hour ends
+    # at 14.4 / 15.4 % instead of 16.6 / 16.8 % (two seeds), level with the
+    # ablation (14.6 / 14.9 %). docs/full_model.md has the measurements.
     mtfl.model = ModelConfig(num_landmarks=30, image_size=48, padded_size=48,
                              detector=HourglassConfig([32, 48, 48, 48], skip_depth=1),
                              descriptor=HourglassConfig([16, 32, 32, 32], skip_depth=1),
