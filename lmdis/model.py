@@ -80,6 +80,10 @@ class Detection:
     landmarks: torch.Tensor
     variances: torch.Tensor
 
+    def rows(self, index: slice) -> "Detection":
+        """The detection of the images ``index`` of the batch (a slice along B of all three tensors)."""
+        return Detection(self.maps[index], self.landmarks[index], self.variances[index])
+
 
 class Encoding(NamedTuple):
     """What the encoder gives for a batch, in both frames: the decoder's and the losses'.

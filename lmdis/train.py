@@ -40,7 +40,7 @@ from lmdis.checkpoint import atomic_save, load_checkpoint, load_weights, non_fin
 from lmdis.config import Config
 from lmdis.data import centre_crop, collate_images
 from lmdis.losses import LOSS_TERMS, concentration_loss, equivariance_loss, reconstruction_loss, separation_loss
-from lmdis.model import Detection, LandmarkAutoencoder
+from lmdis.model import LandmarkAutoencoder
 from lmdis.tps import apply_transform, sample_random_transform, warp_images
 
 DEFAULT_RUNS_ROOT = Path("runs") / "zoo"   # of train_or_load, relative to the working directory; runs/ is git-ignored
@@ -182,8 +182,7 @@ class LandmarkObjective(nn.Module):
                                     context_scale=padded.shape[-1] / context.shape[-1])
         if config.train.joint_detector_pass:
             both = model.detector(torch.cat([padded, warped_images.to(padded.dtype)], dim=0))
-            detection = Detection(both.maps[:batch], both.landmarks[:batch], both.variances[:batch])
-            warped = Detection(both.maps[batch:], both.landmarks[batch:], both.variances[batch:])
+            detection, warped = both.rows(slice(None, batch)), both.rows(slice(batch, None))
             maps = [both.maps]
         else:
             if control_points is None:
@@ -211,8 +210,7 @@ class LandmarkObjective(nn.Module):
             count = config.train.recon_batch_size or batch
             if count < batch:
                 images = images[:count]
-                detection = Detection(detection.maps[:count], detection.landmarks[:count],
-                                      detection.variances[:count])
+                detection = detection.rows(slice(None, count))
             encoding = model.encode(images, detection)
             if inspect is not None:
                 inspect.update(decoder_landmarks=encoding.landmarks)
