@@ -21,7 +21,7 @@ import json
 
 import torch
 
-from lmdis.config import build_config, parse_override as _parse_override
+from lmdis.config import add_override_option, build_config
 from lmdis.data import training_dataset
 from lmdis.diagnostics import decoder_coverage, landmark_gradient_drift, landmark_gradient_norms
 from lmdis.losses import LOSS_TERMS as TERM_NAMES
@@ -55,7 +55,7 @@ def main():
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--every", type=int, default=250)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--set", action="append", type=_parse_override, default=[])
+    add_override_option(parser)
     args = parser.parse_args()
 
     config = build_config(args.preset, args.set, args.steps)

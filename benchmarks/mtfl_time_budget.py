@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from lmdis.config import build_config, parse_override as _parse_override, shortened
+from lmdis.config import build_config, add_override_option, shortened
 from lmdis.data import training_dataset
 from lmdis.evaluate import Benchmark
 from lmdis.train import Trainer
@@ -35,7 +35,7 @@ def main():
     parser.add_argument("--eval-every", type=int, default=1500)
     parser.add_argument("--out", required=True)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--set", action="append", type=_parse_override, default=[])
+    add_override_option(parser)
     args = parser.parse_args()
 
     config = build_config(args.preset, args.set)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from lmdis.config import build_config, parse_override
+from lmdis.config import add_override_option, build_config
 from lmdis.model import LandmarkAutoencoder
 from lmdis.train import LandmarkObjective, select_device
 
@@ -128,19 +128,14 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--profile", action="store_true", help="add per-operator shares of the step time")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="a setting of every listed preset (repeatable)")
+    add_override_option(parser, help="a setting of every listed preset (repeatable)")
     args = parser.parse_args()
-    try:
-        overrides = [parse_override(text) for text in args.set]
-    except ValueError as error:
-        parser.error(str(error))
     device = select_device(args.device)
     if args.profile and device.type != "cpu":
         parser.error(f"--profile measures CPU operator time; the device is {device} (run it with --device cpu)")
     print(f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}")
     for name in args.presets:
-        print(json.dumps(measure(name, args.steps, device, args.profile, overrides)), flush=True)
+        print(json.dumps(measure(name, args.steps, device, args.profile, args.set)), flush=True)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import torch
 from torch.utils.data import Subset
 
 from lmdis.checkpoint import load_checkpoint, model_from_checkpoint
-from lmdis.config import Config, build_config, parse_override, preset_names
+from lmdis.config import Config, add_override_option, build_config, preset_names
 from lmdis.data import (DATASET_NAMES, dataset_protocol, export_image_folder, list_images, open_dataset,
                         digit_indices, split_data, training_dataset)
 from lmdis.data import images as image_files
@@ -100,14 +100,6 @@ def _device(text: str) -> str:
     except RuntimeError:
         raise argparse.ArgumentTypeError(f"expected auto, cpu, cuda or cuda:N, got {text!r}") from None
     return text
-
-
-def _override(text: str) -> tuple[str, str, object]:
-    """``--set section.key=value`` (:func:`lmdis.config.parse_override`), its error in argparse's terms."""
-    try:
-        return parse_override(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _check_output_folder(option: str, folder: str) -> Path:
@@ -203,7 +195,7 @@ def _initial_weights(source: str, config: Config) -> dict:
 
 
 def command_train(args) -> int:
-    config = build_config(args.preset, args.set or (), args.steps)
+    config = build_config(args.preset, args.set, args.steps)
     if args.num_workers is not None:
         config.train.num_workers = args.num_workers
     config.train.amp = args.amp or config.train.amp
@@ -337,8 +329,7 @@ def parser() -> argparse.ArgumentParser:
     train.add_argument("--channels-last", action="store_true")
     train.add_argument("--no-progress", action="store_true",
                        help="plain log lines instead of a progress bar (the default when output is not a terminal)")
-    train.add_argument("--set", action="append", type=_override, metavar="SECTION.KEY=VALUE",
-                       help="override one config value, e.g. --set model.num_landmarks=30")
+    add_override_option(train)
     train.set_defaults(handler=command_train)
 
     landmarks = commands.add_parser("landmarks", parents=[images], help="write the landmarks of images to a CSV")

@@ -5,13 +5,14 @@ checkpoint and :meth:`Config.from_dict` rebuilds it. Presets are instances,
 made by :func:`preset`; the paper's per-dataset hyper-parameters (Table 7)
 are one table below, the CPU presets are documented where they are defined.
 Changes to a config are functions of it that return a new one: settings
-from text (:func:`parse_override`, :meth:`Config.with_overrides`,
-:func:`build_config`), a shorter schedule (:func:`shortened`), the
+from text (:func:`parse_override`, :func:`add_override_option`,
+:meth:`Config.with_overrides`, :func:`build_config`), a shorter schedule (:func:`shortened`), the
 paper's ablations (:func:`ablation`, :func:`ablation_configs`) and their
 repetition under other seeds (:func:`with_seed`).
 """
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import math
@@ -336,6 +337,26 @@ def parse_override(text: str) -> tuple[str, str, object]:
     value = parse_setting(name.strip(), raw)
     section, key = name.strip().split(".", 1)
     return section, key, value
+
+
+def add_override_option(parser: argparse.ArgumentParser, help: str = "change one setting (repeatable), "
+                        "e.g. --set model.num_landmarks=30") -> None:
+    """Add ``--set SECTION.KEY=VALUE`` (repeatable) to ``parser``; ``args.set`` is a list of overrides.
+
+    Each value is parsed by :func:`parse_override`; a bad one stops the
+    parser with its message (the setting, the text and what was expected),
+    as argparse reports a bad option, instead of argparse's generic
+    "invalid value".
+    """
+    def override(text: str) -> tuple[str, str, object]:
+        try:
+            return parse_override(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    override.__name__ = "--set"
+    parser.add_argument("--set", action="append", type=override, default=[], metavar="SECTION.KEY=VALUE",
+                        help=help)
 
 
 def coerce_setting(name: str, value):

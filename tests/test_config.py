@@ -48,3 +48,38 @@ def test_with_overrides_changes_only_the_named_settings_and_validates():
     assert built.train.batch_size == 8 and built.train.steps == 20
     with pytest.raises(ValueError, match="train.batch_size=0"):
         base.with_overrides([("train", "batch_size", 0)])
+
+
+def test_add_override_option_parses_values_and_reports_bad_ones_with_their_detail(capsys):
+    import argparse
+
+    from lmdis.config import add_override_option
+
+    parser = argparse.ArgumentParser(prog="tool")
+    add_override_option(parser)
+    assert parser.parse_args([]).set == []
+    args = parser.parse_args(["--set", "train.batch_size=4", "--set", "model.detector.widths=[8, 16, 16]"])
+    assert args.set == [("train", "batch_size", 4), ("model", "detector.widths", [8, 16, 16])]
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args(["--set", "train.batch_size=abc"])
+    assert stop.value.code == 2
+    message = capsys.readouterr().err
+    # the parse_override message, not argparse's generic "invalid ... value"
+    assert "argument --set: train.batch_size" in message and "'abc'" in message and "integer" in message
+
+
+BENCHMARKS_WITH_SET = ["benchmarks/mtfl_time_budget.py", "benchmarks/landmark_gradients.py", "benchmarks/throughput.py"]
+
+
+@pytest.mark.parametrize("script", BENCHMARKS_WITH_SET)
+def test_each_benchmark_reports_a_bad_set_value_with_its_detail(script, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    arguments = ["--out", str(tmp_path / "run")] if "throughput" not in script else []
+    done = subprocess.run([sys.executable, str(root / script), *arguments, "--set", "train.learning_rate=fast"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "train.learning_rate" in done.stderr and "'fast'" in done.stderr and "number" in done.stderr
