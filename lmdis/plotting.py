@@ -34,11 +34,16 @@ def _to_numpy_points(points) -> np.ndarray:
     return np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, np.float64)
 
 
+def _to_numpy(values) -> np.ndarray:
+    """A tensor (any device, with grad) or array-like as numpy, its axes as given."""
+    return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+
 def _to_numpy_image(image) -> np.ndarray:
     """(H, W) or (H, W, C) numpy for imshow: tensors are (C, H, W), numpy arrays (H, W, C)
     unless their last axis cannot be channels."""
     channels_first = isinstance(image, torch.Tensor) or (np.ndim(image) == 3 and np.shape(image)[-1] not in (1, 3, 4))
-    image = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    image = _to_numpy(image)
     if image.ndim == 3 and channels_first and image.shape[0] in (1, 3):
         image = image.transpose(1, 2, 0)
     return image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
@@ -161,7 +166,7 @@ def show_confidence_maps(maps, landmarks=None, ax=None, normalise: bool = True):
     Returns:
         the figure.
     """
-    values = maps.detach().cpu().numpy() if isinstance(maps, torch.Tensor) else np.asarray(maps)
+    values = _to_numpy(maps)
     if values.ndim != 3:
         raise ValueError(f"maps must be (K, H, W) for one image, got shape {values.shape}")
     if normalise:
@@ -224,7 +229,7 @@ def confidence_map_figure(images: torch.Tensor, rows: dict[str, torch.Tensor], l
     colours = landmark_colours(channels - 1)
     margin = (padded_size - image_size) / 2
     for row, label in enumerate(labels):
-        maps = rows[label][index]                                          # (K+1, P, P)
+        maps = _to_numpy(rows[label][index])                               # (K+1, P, P)
         for channel in range(channels):
             ax = axes[row, channel]
             ax.imshow(maps[channel], cmap="viridis", vmin=0, vmax=float(maps[channel].max()))
