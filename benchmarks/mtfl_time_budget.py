@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from lmdis.config import build_config, add_override_option, shortened
+from lmdis.config import add_override_option, build_config, shortened
 from lmdis.data import training_dataset
 from lmdis.evaluate import Benchmark
 from lmdis.train import Trainer

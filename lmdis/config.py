@@ -5,10 +5,11 @@ checkpoint and :meth:`Config.from_dict` rebuilds it. Presets are instances,
 made by :func:`preset`; the paper's per-dataset hyper-parameters (Table 7)
 are one table below, the CPU presets are documented where they are defined.
 Changes to a config are functions of it that return a new one: settings
-from text (:func:`parse_override`, :func:`add_override_option`,
-:meth:`Config.with_overrides`, :func:`build_config`), a shorter schedule (:func:`shortened`), the
-paper's ablations (:func:`ablation`, :func:`ablation_configs`) and their
-repetition under other seeds (:func:`with_seed`).
+from text (:func:`parse_override`, the ``--set`` option of
+:func:`add_override_option`, :meth:`Config.with_overrides`,
+:func:`build_config`), a shorter schedule (:func:`shortened`), the paper's
+ablations (:func:`ablation`, :func:`ablation_configs`) and their repetition
+under other seeds (:func:`with_seed`).
 """
 from __future__ import annotations
 
@@ -354,7 +355,6 @@ def add_override_option(parser: argparse.ArgumentParser, help: str = "change one
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 
-    override.__name__ = "--set"
     parser.add_argument("--set", action="append", type=override, default=[], metavar="SECTION.KEY=VALUE",
                         help=help)
 
