@@ -29,14 +29,14 @@ def landmark_colours(count: int) -> np.ndarray:
     return colormaps["tab10" if count <= 10 else "tab20"](np.arange(count) % (10 if count <= 10 else 20))
 
 
-def _to_numpy_points(points) -> np.ndarray:
-    """(..., 2) landmarks from a tensor (any device, with grad) or array-like, as float64 numpy."""
-    return np.asarray(points.detach().cpu() if isinstance(points, torch.Tensor) else points, np.float64)
-
-
 def _to_numpy(values) -> np.ndarray:
     """A tensor (any device, with grad) or array-like as numpy, its axes as given."""
     return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+
+def _to_numpy_points(points) -> np.ndarray:
+    """(..., 2) landmarks from a tensor (any device, with grad) or array-like, as float64 numpy."""
+    return _to_numpy(points).astype(np.float64, copy=False)
 
 
 def _to_numpy_image(image) -> np.ndarray:

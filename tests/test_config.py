@@ -1,9 +1,14 @@
 """Config transforms (lmdis.config): shortened schedules, the paper's ablations, overrides."""
 from __future__ import annotations
 
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from lmdis.config import ablation, ablation_configs, build_config, preset, shortened
+from lmdis.config import ablation, ablation_configs, add_override_option, build_config, preset, shortened
 
 
 def test_ablation_zeroes_one_term_and_sets_the_tps_ratio():
@@ -51,10 +56,6 @@ def test_with_overrides_changes_only_the_named_settings_and_validates():
 
 
 def test_add_override_option_parses_values_and_reports_bad_ones_with_their_detail(capsys):
-    import argparse
-
-    from lmdis.config import add_override_option
-
     parser = argparse.ArgumentParser(prog="tool")
     add_override_option(parser)
     assert parser.parse_args([]).set == []
@@ -73,10 +74,6 @@ BENCHMARKS_WITH_SET = ["benchmarks/mtfl_time_budget.py", "benchmarks/landmark_gr
 
 @pytest.mark.parametrize("script", BENCHMARKS_WITH_SET)
 def test_each_benchmark_reports_a_bad_set_value_with_its_detail(script, tmp_path):
-    import subprocess
-    import sys
-    from pathlib import Path
-
     root = Path(__file__).resolve().parents[1]
     arguments = ["--out", str(tmp_path / "run")] if "throughput" not in script else []
     done = subprocess.run([sys.executable, str(root / script), *arguments, "--set", "train.learning_rate=fast"],
