@@ -47,7 +47,9 @@ class ModelConfig:
     sigma_dec: tuple[float, ...] = (0.125, 0.177, 0.25, 0.354, 0.5)
     heatmap_form: str = "peak"        # units of Eq. (11): lmdis.geometry.decoder_heatmaps
     use_descriptors: bool = True      # False: the MNIST variant of Appendix B
-    pooling: str = "gaussian"         # Eq. (10) mask: "gaussian" (paper) or "softmax" (authors' code)
+    # Eq. (10) mask: "gaussian" (paper) or "softmax" (authors' code); level
+    # on MTFL at 61k images, two seeds (docs/full_model_evidence.md).
+    pooling: str = "gaussian"
     # Initial scale (batch-norm gamma) of the detector's raw scores R. With 1
     # (the usual init) the softmax maps start nearly flat and sharpen only as
     # gamma grows, which takes thousands of steps; short CPU runs start sharper.
