@@ -549,9 +549,11 @@ def _cpu_presets() -> dict[str, Config]:
     mtfl.loss.recon_increase_steps = (4_500,)
 
     # Table 1c's "w/o L_recon" on the same detector, everything else as
-    # mtfl-cpu: without the descriptor and decoder a step costs about 0.8 of
-    # the full model's (0.20 against 0.25 s on 1 thread), so 36,000 steps
-    # fill the hour on 2 cores; LR x0.1 for the last fifth. docs/full_model.md compares the two.
+    # mtfl-cpu: without the descriptor and decoder a step costs 0.7-0.8 of
+    # the full model's (0.163 against 0.230 s on 1 idle thread). 36,000 steps
+    # fill the hour with both threads (0.099 s/step); `--minutes` fits the
+    # schedule to the machine. LR x0.1 for the last fifth. docs/full_model.md
+    # compares the two.
     no_recon = copy.deepcopy(mtfl)
     no_recon.name = "mtfl-cpu-no-recon"
     no_recon.loss.lambda_recon = 0.0
