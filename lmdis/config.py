@@ -551,7 +551,8 @@ def _cpu_presets() -> dict[str, Config]:
     # Table 1c's "w/o L_recon" on the same detector, everything else as
     # mtfl-cpu: without the descriptor and decoder a step costs 0.7-0.8 of
     # the full model's (0.163 against 0.230 s on 1 idle thread). 36,000 steps
-    # fill the hour with both threads (0.099 s/step); `--minutes` fits the
+    # fill the hour with both threads (the K = 10 detector ran 0.099 s/step
+    # there, 1.17 GFLOP/img against K = 30's 1.19); `--minutes` fits the
     # schedule to the machine. LR x0.1 for the last fifth. docs/full_model.md
     # compares the two.
     no_recon = copy.deepcopy(mtfl)
