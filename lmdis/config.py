@@ -83,6 +83,11 @@ class TrainConfig:
     checkpoint_every: int = 500
     seed: int = 0
     joint_detector_pass: bool = True    # originals and warped copies as one 2B batch (authors' code)
+    # Independent random warps of each image for Eq. (8); the equivariance,
+    # concentration and separation terms average over them. 1 = the paper.
+    # More warps lower the variance of the equivariance gradient at the
+    # cost of W extra detector images per original.
+    warps_per_image: int = 1
     # Images of each batch that the descriptor and decoder reconstruct for
     # Eq. (17); 0 = all of them (the paper). Fewer cut the cost of a full
     # step; the detector still sees the whole batch (LandmarkObjective).
@@ -256,6 +261,7 @@ _RANGES = {
     # Seeds are multiplied by primes and added to epochs inside 64-bit generators.
     (TrainConfig, "seed"): ((lambda value: 0 <= value < 2**32), "{a} in [0, 2**32)"),
     (TrainConfig, "num_workers"): _NON_NEGATIVE, (TrainConfig, "recon_batch_size"): _NON_NEGATIVE,
+    (TrainConfig, "warps_per_image"): _POSITIVE,
     (TrainConfig, "weight_average"): ((lambda value: 0 <= value < 1), "{a} in [0, 1)"),
 }
 

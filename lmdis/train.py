@@ -140,6 +140,9 @@ class LandmarkObjective(nn.Module):
     statistics). The landmark losses are computed in the padded frame the
     detector works in (normalised by the padded side, as in the authors'
     code), so e.g. sigma_sep = 0.06 of a 96 frame is 0.072 of the 80x80 image.
+    With ``train.warps_per_image`` W > 1 each original gets W independent
+    warps; Eq. (8) and the warped halves of the concentration and
+    separation terms average over all W B copies.
     """
 
     def __init__(self, model: LandmarkAutoencoder, config: Config):
@@ -174,11 +177,16 @@ class LandmarkObjective(nn.Module):
             else:
                 detection = model.detector(padded)
                 control_points = detection.landmarks
-        transform = sample_random_transform(batch, config.transform, generator, landmarks=control_points,
+        # W = train.warps_per_image warped copies per original, warp-major:
+        # row w * B + b is image b's w-th copy.
+        copies = config.train.warps_per_image
+        if control_points is not None:
+            control_points = control_points.repeat(copies, 1, 1)
+        transform = sample_random_transform(batch * copies, config.transform, generator, landmarks=control_points,
                                             device=images.device)
         # The padded frame is the central P / L of the loaded images; where it
         # reaches beyond them, border replication is the edge padding itself.
-        warped_images = warp_images(context, transform, size=padded.shape[-1],
+        warped_images = warp_images(context.repeat(copies, 1, 1, 1), transform, size=padded.shape[-1],
                                     context_scale=padded.shape[-1] / context.shape[-1])
         if config.train.joint_detector_pass:
             both = model.detector(torch.cat([padded, warped_images.to(padded.dtype)], dim=0))
@@ -191,7 +199,7 @@ class LandmarkObjective(nn.Module):
             maps = [detection.maps, warped.maps]
         mapped = apply_transform(warped.landmarks, transform)
         terms = {
-            "eqv": equivariance_loss(mapped, detection.landmarks),
+            "eqv": equivariance_loss(mapped, detection.landmarks.repeat(copies, 1, 1)),
             "conc": 0.5 * (concentration_loss(detection.variances, config.loss.concentration_form)
                            + concentration_loss(warped.variances, config.loss.concentration_form)),
             "sep": 0.5 * (separation_loss(detection.landmarks, config.loss.sigma_sep)

@@ -19,6 +19,7 @@ from lmdis.config import Config, ablation, preset
 from lmdis.model import ModelConfig
 from lmdis.networks import HourglassConfig
 from lmdis.train import Trainer, learning_rate, recon_weight, run_directory, train_or_load
+from lmdis.tps import apply_transform, sample_random_transform
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -626,3 +627,32 @@ def test_plain_log_lines_are_flushed_as_they_are_written(tmp_path, monkeypatch):
     lines = [line for line in stream.getvalue().splitlines() if line.startswith("step ")]
     assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
     assert any("step 1/2" in text and "step 2/2" not in text for text in stream.flushed)
+
+
+def test_warps_per_image_averages_eq8_over_independent_warps(tmp_path):
+    """train.warps_per_image = 2: each original is warped twice by independent
+    draws of g, Eq. (8) is the mean over both copies (numpy, from the same
+    draws of the generator), and in training mode the detector's batch norm
+    sees the originals and both copies as one batch of 3B."""
+    config = tiny_config(steps=1)
+    config.train.warps_per_image = 2
+    trainer = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False)
+    images = trainer.dataset.images[:4]
+    trainer.model.eval()
+    inspect = {}
+    _, terms = trainer.objective(images, 0, torch.Generator().manual_seed(5), False, inspect=inspect)
+    warped = inspect["warped_landmarks"]
+    assert warped.shape == (8,) + inspect["landmarks"].shape[1:]
+    transform = sample_random_transform(8, config.transform, torch.Generator().manual_seed(5))
+    assert not torch.allclose(transform.weights[:4], transform.weights[4:])      # two different warps
+    mapped = apply_transform(warped, transform).detach().double().numpy()
+    original = inspect["landmarks"].detach().double().numpy()
+    per_copy = ((mapped - np.concatenate([original, original])) ** 2).sum(axis=(1, 2))
+    assert terms["eqv"].item() == pytest.approx(per_copy.mean(), rel=1e-5)
+    assert abs(per_copy[:4].mean() - per_copy[4:].mean()) > 1e-6                 # the copies are told apart
+    trainer.model.train()
+    norm = next(m for m in trainer.model.detector.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    batches = []
+    norm.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    trainer.objective(images, 0, torch.Generator().manual_seed(5), False)
+    assert batches == [12]
