@@ -536,7 +536,11 @@ def _cpu_presets() -> dict[str, Config]:
     # run. Eq. (17) on 2 of the 8 originals (train.recon_batch_size): a step
     # costs 0.23-0.25 s instead of 0.46-0.50 in training, and the hour ends
     # at 14.4 / 15.4 % instead of 16.6 / 16.8 % (two seeds), level with the
-    # ablation (14.6 / 14.9 %). docs/full_model.md has the measurements.
+    # ablation (14.6 / 14.9 %). Two independent warps per image for Eq. (8)
+    # (train.warps_per_image) halve the variance of the equivariance
+    # gradient for 1.3x the step: 14.6 / 15.1 % at 61k images against
+    # 15.9 / 17.1 % with one (two seeds). docs/full_model.md has the
+    # measurements.
     mtfl.model = ModelConfig(num_landmarks=30, image_size=48, padded_size=48,
                              detector=HourglassConfig([32, 48, 48, 48], skip_depth=1),
                              descriptor=HourglassConfig([16, 32, 32, 32], skip_depth=1),
@@ -547,7 +551,7 @@ def _cpu_presets() -> dict[str, Config]:
                              lr_decay_steps=(12_000,), landmark_tps_warmup=2_000,
                              brightness_jitter=0.125, contrast_jitter=0.5,
                              bn_recompute_images=2048, log_every=100, checkpoint_every=500,
-                             weight_average=0.998, recon_batch_size=2)
+                             weight_average=0.998, recon_batch_size=2, warps_per_image=2)
     mtfl.transform = TransformConfig(grid_size=5, grid_offset_std=0.05, landmark_offset_std=0.025)
     mtfl.loss.lambda_recon = 0.01
     mtfl.loss.reconstruction_form = "released"

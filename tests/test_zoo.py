@@ -98,7 +98,8 @@ def test_training_config_is_what_the_retrain_command_builds(name):
     expected = build_config(card["preset"], [parse_override(text) for text in card["overrides"]], steps)
     found = zoo.training_config(name)
     assert found.model == expected.model and found.loss == expected.loss
-    for field in ("steps", "batch_size", "learning_rate", "lr_decay_steps", "landmark_tps_warmup", "seed"):
+    for field in ("steps", "batch_size", "learning_rate", "lr_decay_steps", "landmark_tps_warmup", "seed",
+                  "warps_per_image"):
         assert getattr(found.train, field) == getattr(expected.train, field), field
 
 
