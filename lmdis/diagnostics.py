@@ -72,7 +72,7 @@ def landmark_gradient_norms(objective, images: torch.Tensor, step: int, generato
     for term, (original, warped, *maps) in gradients.items():
         norms[term] = float(original.flatten(1).norm(dim=1).mean())
         norms[f"{term}_warped"] = float(warped.flatten(1).norm(dim=1).mean())
-        # One (2B, ...) tensor with the joint pass, two (B, ...) without: 2B rows either way.
+        # One ((1 + W) B, ...) tensor with the joint pass (W = train.warps_per_image), else B and W B rows.
         norms[f"{term}_maps"] = float(torch.cat(maps).flatten(1).norm(dim=1).mean())
     return norms
 

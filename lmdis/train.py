@@ -156,10 +156,10 @@ class LandmarkObjective(nn.Module):
 
         ``step`` is the schedule position (for lambda_recon). ``inspect``, a
         dict, receives the tensors that diagnostics differentiate against:
-        ``landmarks`` (B, K, 2) and ``warped_landmarks`` of the warped copies,
-        both in the padded frame, ``maps``: the confidence-map tensors every
-        term is computed from (one (2B, K+1, P, P) tensor with the joint pass,
-        else two of (B, K+1, P, P)), and, when the decoder is trained,
+        ``landmarks`` (B, K, 2) and ``warped_landmarks`` (W B, K, 2) of the
+        warped copies, both in the padded frame, ``maps``: the confidence-map
+        tensors every term is computed from (one ((1 + W) B, K+1, P, P) tensor
+        with the joint pass, else (B, ...) and (W B, ...)), and, when the decoder is trained,
         ``decoder_landmarks``: the landmarks in the image frame it decodes.
         """
         config, model = self.config, self.model
