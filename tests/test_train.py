@@ -57,6 +57,17 @@ def tiny_config(steps=6) -> Config:
     return config
 
 
+def batch_norm_batch_sizes(trainer, network, images) -> list[int]:
+    """Batch sizes the first batch-norm layer of ``network`` sees in one training-mode objective call."""
+    trainer.model.train()
+    norm = next(m for m in network.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    batches = []
+    handle = norm.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    trainer.objective(images, 0, torch.Generator().manual_seed(5), False)
+    handle.remove()
+    return batches
+
+
 def parameters_of(model):
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
 
@@ -405,13 +416,8 @@ def test_joint_detector_pass_is_the_two_passes_with_shared_statistics(tmp_path):
                                        atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(results[True, tps][1]["warped_landmarks"],
                                    results[False, tps][1]["warped_landmarks"], atol=1e-6, rtol=0)
-    trainer.model.train()
     config.train.joint_detector_pass = True
-    norm = next(m for m in trainer.model.detector.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    batches = []
-    norm.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
-    trainer.objective(images, 0, torch.Generator().manual_seed(5), False)
-    assert batches == [8]
+    assert batch_norm_batch_sizes(trainer, trainer.model.detector, images) == [8]
 
 
 def test_recon_batch_size_reconstructs_the_first_images_only(tmp_path):
@@ -437,12 +443,7 @@ def test_recon_batch_size_reconstructs_the_first_images_only(tmp_path):
     assert abs(per_image[:2].mean() - per_image.mean()) > 1e-4          # the two are told apart
     for name in ("conc", "sep", "eqv"):
         torch.testing.assert_close(terms[2][name], terms[0][name])
-    trainer.model.train()
-    norm = next(m for m in trainer.model.decoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    batches = []
-    norm.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
-    trainer.objective(images, 0, torch.Generator().manual_seed(5), False)
-    assert batches == [2]
+    assert batch_norm_batch_sizes(trainer, trainer.model.decoder, images) == [2]
     config.train.recon_batch_size = 5
     with pytest.raises(ValueError, match="train.recon_batch_size=5 exceeds train.batch_size=4"):
         config.validate()
@@ -639,20 +640,19 @@ def test_warps_per_image_averages_eq8_over_independent_warps(tmp_path):
     trainer = Trainer(config, RandomImages(), tmp_path / "run", device="cpu", progress=False)
     images = trainer.dataset.images[:4]
     trainer.model.eval()
-    inspect = {}
-    _, terms = trainer.objective(images, 0, torch.Generator().manual_seed(5), False, inspect=inspect)
-    warped = inspect["warped_landmarks"]
-    assert warped.shape == (8,) + inspect["landmarks"].shape[1:]
-    transform = sample_random_transform(8, config.transform, torch.Generator().manual_seed(5))
-    assert not torch.allclose(transform.weights[:4], transform.weights[4:])      # two different warps
-    mapped = apply_transform(warped, transform).detach().double().numpy()
-    original = inspect["landmarks"].detach().double().numpy()
-    per_copy = ((mapped - np.concatenate([original, original])) ** 2).sum(axis=(1, 2))
-    assert terms["eqv"].item() == pytest.approx(per_copy.mean(), rel=1e-5)
-    assert abs(per_copy[:4].mean() - per_copy[4:].mean()) > 1e-6                 # the copies are told apart
-    trainer.model.train()
-    norm = next(m for m in trainer.model.detector.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    batches = []
-    norm.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
-    trainer.objective(images, 0, torch.Generator().manual_seed(5), False)
-    assert batches == [12]
+    for use_landmark_tps in (False, True):
+        inspect = {}
+        _, terms = trainer.objective(images, 0, torch.Generator().manual_seed(5), use_landmark_tps,
+                                     inspect=inspect)
+        warped = inspect["warped_landmarks"]
+        assert warped.shape == (8,) + inspect["landmarks"].shape[1:]
+        # With landmark control points each copy's TPS is anchored on its original's landmarks.
+        control = inspect["landmarks"].detach().repeat(2, 1, 1) if use_landmark_tps else None
+        transform = sample_random_transform(8, config.transform, torch.Generator().manual_seed(5), landmarks=control)
+        assert not torch.allclose(transform.weights[:4], transform.weights[4:])      # two different warps
+        mapped = apply_transform(warped, transform).detach().double().numpy()
+        original = inspect["landmarks"].detach().double().numpy()
+        per_copy = ((mapped - np.concatenate([original, original])) ** 2).sum(axis=(1, 2))
+        assert terms["eqv"].item() == pytest.approx(per_copy.mean(), rel=1e-5)
+        assert abs(per_copy[:4].mean() - per_copy[4:].mean()) > 1e-6                 # the copies are told apart
+    assert batch_norm_batch_sizes(trainer, trainer.model.detector, images) == [12]
